@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# One set-up path for a fresh machine (Debian 12, root, nothing running):
+#   host packages -> Docker engine -> Python venv -> Consul binary -> node images
+# Every step checks before it acts, so a second run takes seconds.
+# Usage: scripts/setup.sh [packages|engine|venv|consul|images|all]...
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+HOST_PACKAGES=(docker.io debootstrap iproute2 curl ca-certificates)
+
+step_packages() {
+  local missing=()
+  for p in "${HOST_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then say "host packages: present"; return; fi
+  [ "$(id -u)" = 0 ] || die "host packages ${missing[*]} are missing and installing them needs root; run: sudo $0"
+  say "host packages: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || die "apt-get update failed; check the Debian mirror is reachable"
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install ${missing[*]} failed (see above)"
+}
+
+step_engine() {
+  if docker info >/dev/null 2>&1; then say "docker engine: answering ($(docker info -f '{{.ServerVersion}}'))"; return; fi
+  command -v dockerd >/dev/null || die "no dockerd on PATH; run '$0 packages' first"
+  local log=/var/log/picluster-dockerd.log
+  say "docker engine: not answering, starting dockerd (log: $log)"
+  # No init system runs here, so start the daemon ourselves; containerd comes
+  # up under it. setsid keeps it alive after this script's shell exits.
+  setsid nohup dockerd >"$log" 2>&1 </dev/null &
+  local i
+  for i in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && { say "docker engine: up after ${i}s ($(docker info -f '{{.ServerVersion}}'))"; return; }
+    sleep 1
+  done
+  tail -20 "$log" >&2 || true
+  die "dockerd did not answer within 60 s; its log is $log (last lines above)"
+}
+
+step_venv() {
+  if [ -x "$VENV_DIR/bin/ansible-playbook" ] && [ -f "$VENV_DIR/.complete" ]; then
+    say "python venv: present ($VENV_DIR)"; return
+  fi
+  say "python venv: creating $VENV_DIR from requirements-dev.txt"
+  rm -rf "$VENV_DIR"
+  mkdir -p "$PICLUSTER_CACHE/pip"
+  python3 -m venv "$VENV_DIR" || die "python3 -m venv failed; install python3-venv"
+  PIP_CACHE_DIR="$PICLUSTER_CACHE/pip" "$VENV_DIR/bin/pip" install -q --disable-pip-version-check \
+    -r "$PICLUSTER_ROOT/requirements-dev.txt" || die "pip install -r requirements-dev.txt failed (see above)"
+  touch "$VENV_DIR/.complete"
+}
+
+step_consul() {
+  if [ -x "$CONSUL_BIN" ] && "$CONSUL_BIN" version >/dev/null 2>&1; then
+    say "consul: present ($("$CONSUL_BIN" version | head -1), $CONSUL_BIN)"; return
+  fi
+  command -v go >/dev/null || die "Consul is built from source and needs Go on PATH (the Go module proxy must be reachable)"
+  say "consul: building v$CONSUL_VERSION from tools/consul (takes several minutes the first time)"
+  mkdir -p "$(dirname "$CONSUL_BIN")"
+  local t0; t0=$(now)
+  (cd "$PICLUSTER_ROOT/tools/consul" && go build -trimpath -o "$CONSUL_BIN.tmp" github.com/hashicorp/consul) \
+    || die "go build of Consul v$CONSUL_VERSION failed (see above); tools/consul/go.mod pins it"
+  mv "$CONSUL_BIN.tmp" "$CONSUL_BIN"
+  say "consul: built in $(( $(now) - t0 ))s: $("$CONSUL_BIN" version | head -1)"
+}
+
+step_images() {
+  python3 "$PICLUSTER_ROOT/scripts/node_image.py" build
+}
+
+main() {
+  local steps=("$@")
+  [ ${#steps[@]} -gt 0 ] || steps=(all)
+  for s in "${steps[@]}"; do
+    case "$s" in
+      all) step_packages; step_engine; step_venv; step_consul; step_images ;;
+      packages|engine|venv|consul|images) "step_$s" ;;
+      *) die "unknown step '$s'; steps are: packages engine venv consul images all" ;;
+    esac
+  done
+}
+main "$@"
