@@ -1,0 +1,389 @@
+#!/usr/bin/env python3
+# Copyright (c) 2025 picluster.swarm developers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""picluster-heartbeat: announce this node in Consul under a TTL, as classic swarm did.
+
+Holds the key ``<prefix>/<ip>:<port>`` (default prefix docker/swarm/nodes) with a
+Consul session (TTL, behaviour delete, lock delay 0 so a restart can take the
+key back at once) and renews it every TTL/2, writing a JSON document with the
+time of each heartbeat. When Consul loses the session (agent restarted, session
+destroyed) or the key, it creates a new session and acquires the key again.
+When Consul cannot be reached it retries with a bounded backoff. On SIGTERM or
+SIGINT it destroys its session and deletes its key, so the node leaves at once.
+
+Python standard library only: a bare Pi needs nothing extra. The document has
+the same fields as the picluster.swarm.swarm_registration module writes
+(tests/unit/plugins/test_heartbeat.py keeps them in step).
+
+Settings (flag, or environment variable):
+  --consul       CONSUL_HTTP_ADDR      Consul HTTP API, host:port or http(s)://host:port (127.0.0.1:8500)
+  --token        CONSUL_HTTP_TOKEN     ACL token
+  --ca-file      CONSUL_CACERT         CA bundle for https
+  --prefix       HEARTBEAT_PREFIX      KV prefix (docker/swarm/nodes)
+  --address      HEARTBEAT_ADDRESS     this node's ip:port (required)
+  --ttl          HEARTBEAT_TTL         session TTL in seconds, 10..86400 (20)
+  --hostname     HEARTBEAT_HOSTNAME    announced host name (this host's name)
+  --role         HEARTBEAT_ROLE        announced role (worker)
+  --engine-version HEARTBEAT_ENGINE_VERSION  announced Docker version ('' ; 'auto' asks `docker version`)
+  --label k=v    HEARTBEAT_LABELS      labels, repeatable flag or comma-separated k=v list
+
+A systemd unit (the swarm_agent role installs its own from a template):
+
+    [Unit]
+    Description=Announce this node in Consul (picluster heartbeat)
+    After=network-online.target docker.service
+    Wants=network-online.target
+
+    [Service]
+    EnvironmentFile=-/etc/default/picluster-heartbeat
+    ExecStart=/usr/bin/python3 /usr/local/lib/picluster/picluster-heartbeat.py \\
+        --address 10.0.0.11:2376 --role worker
+    Restart=always
+    RestartSec=2
+    # SIGTERM deregisters the node before it exits.
+    KillSignal=SIGTERM
+    TimeoutStopSec=15
+
+    [Install]
+    WantedBy=multi-user.target
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Optional, Tuple
+
+DEFAULT_PREFIX = "docker/swarm/nodes"
+DEFAULT_TTL = 20
+MIN_TTL = 10
+MAX_TTL = 86400
+SCHEMA_VERSION = 1
+SESSION_NAME_FORMAT = "swarm-member {address}"
+MAX_BACKOFF = 30.0
+
+
+def log(message: str) -> None:
+    stamp = datetime.now(tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    print(f"{stamp} picluster-heartbeat: {message}", flush=True)
+
+
+# -- the document ------------------------------------------------------------
+
+
+def canonical_address(address: str) -> str:
+    """Return 'ip:port' (IPv6 as '[ip]:port'); raise ValueError otherwise."""
+    host, sep, port = (address or "").strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{address!r} is not <ip>:<port>")
+    ip = ipaddress.ip_address(host.strip("[]"))
+    return f"[{ip}]:{int(port)}" if ip.version == 6 else f"{ip}:{int(port)}"
+
+
+def iso_time(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_document(
+    address: str,
+    *,
+    hostname: str,
+    role: str,
+    engine_version: str,
+    labels: Dict[str, str],
+    ttl: int,
+    heartbeat: Optional[float] = None,
+) -> Dict[str, Any]:
+    """The member document; same fields as plugins/module_utils/_membership.py build_document."""
+    beat = round(time.time() if heartbeat is None else heartbeat, 3)
+    return {
+        "schema": SCHEMA_VERSION,
+        "address": canonical_address(address),
+        "hostname": hostname or "",
+        "role": role or "",
+        "engine_version": engine_version or "",
+        "labels": {str(k): str(v) for k, v in (labels or {}).items()},
+        "ttl": int(ttl),
+        "heartbeat": beat,
+        "heartbeat_iso": iso_time(beat),
+    }
+
+
+def encode_document(document: Dict[str, Any]) -> str:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+
+# -- Consul over urllib ----------------------------------------------------
+
+
+class ConsulUnavailable(Exception):
+    """Consul could not be reached or answered with a server error: retry later."""
+
+
+class ConsulRefused(Exception):
+    """Consul answered with a client error (bad token, bad request): retrying as-is will not help soon."""
+
+
+def parse_consul_address(text: str) -> str:
+    """Turn host:port or http(s)://host:port into a base URL."""
+    value = (text or "127.0.0.1:8500").strip()
+    if "://" not in value:
+        value = "http://" + value
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"Consul address {text!r} is not host:port or http(s)://host:port")
+    port = parts.port or 8500
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}:{port}"
+
+
+class Consul:
+    """The handful of Consul calls the heartbeat needs."""
+
+    def __init__(self, base_url: str, token: str = "", ca_file: str = "", timeout: float = 5.0) -> None:
+        self.base_url = base_url
+        self.token = token
+        self.timeout = timeout
+        self.context = ssl.create_default_context(cafile=ca_file or None) if base_url.startswith("https") else None
+
+    def call(self, method: str, path: str, body: Optional[str] = None, params: Optional[Dict[str, str]] = None
+             ) -> Tuple[int, Any]:
+        url = self.base_url + urllib.parse.quote(path, safe="/:@")
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        request = urllib.request.Request(url, data=None if body is None else body.encode("utf-8"), method=method)
+        if self.token:
+            request.add_header("X-Consul-Token", self.token)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout, context=self.context) as response:
+                return response.status, self._decode(response.read())
+        except urllib.error.HTTPError as exc:
+            text = exc.read().decode("utf-8", "replace").strip()
+            if exc.code == 404:
+                return 404, None
+            if exc.code >= 500:
+                raise ConsulUnavailable(f"{method} {path}: HTTP {exc.code} {text}") from None
+            raise ConsulRefused(f"{method} {path}: HTTP {exc.code} {text}") from None
+        except (urllib.error.URLError, OSError, socket.timeout) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ConsulUnavailable(f"cannot reach Consul at {self.base_url}: {reason}") from None
+
+    @staticmethod
+    def _decode(raw: bytes) -> Any:
+        text = raw.decode("utf-8")
+        if not text:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+
+    def create_session(self, name: str, ttl: int) -> str:
+        body = json.dumps({"Name": name, "TTL": f"{ttl}s", "Behavior": "delete", "LockDelay": "0s"})
+        _, data = self.call("PUT", "/v1/session/create", body)
+        return data["ID"]
+
+    def session_info(self, session_id: str) -> Optional[Dict[str, Any]]:
+        status, data = self.call("GET", "/v1/session/info/" + session_id)
+        return data[0] if status == 200 and data else None
+
+    def renew(self, session_id: str) -> bool:
+        """False when Consul no longer knows the session."""
+        status, data = self.call("PUT", "/v1/session/renew/" + session_id)
+        return status == 200 and bool(data)
+
+    def destroy(self, session_id: str) -> None:
+        self.call("PUT", "/v1/session/destroy/" + session_id)
+
+    def get_key(self, key: str) -> Optional[Dict[str, Any]]:
+        status, data = self.call("GET", "/v1/kv/" + key)
+        return data[0] if status == 200 and data else None
+
+    def acquire(self, key: str, value: str, session_id: str) -> bool:
+        _, data = self.call("PUT", "/v1/kv/" + key, value, {"acquire": session_id})
+        return data is True
+
+    def delete_key(self, key: str, cas: int) -> None:
+        self.call("DELETE", "/v1/kv/" + key, params={"cas": str(cas)})
+
+
+# -- the heartbeat -----------------------------------------------------------
+
+
+class Heartbeat:
+    """Keeps one member registered until stopped."""
+
+    def __init__(self, consul: Consul, key: str, address: str, ttl: int, document_fields: Dict[str, Any]) -> None:
+        self.consul = consul
+        self.key = key
+        self.address = address
+        self.ttl = ttl
+        self.fields = document_fields
+        self.session_name = SESSION_NAME_FORMAT.format(address=address)
+        self.session_id: Optional[str] = None
+        self.stop_event = threading.Event()
+        self.failures = 0
+
+    def document(self) -> str:
+        return encode_document(build_document(self.address, ttl=self.ttl, **self.fields))
+
+    def adopt_or_create_session(self) -> str:
+        """Take over our own earlier session (a restart, or swarm_registration) or create one."""
+        entry = self.consul.get_key(self.key)
+        holder = entry.get("Session") if entry else None
+        if holder:
+            info = self.consul.session_info(holder)
+            if info and info.get("Name") == self.session_name and self.consul.renew(holder):
+                log(f"took over session {holder} holding {self.key}")
+                return holder
+        session_id = self.consul.create_session(self.session_name, self.ttl)
+        log(f"created session {session_id} (TTL {self.ttl}s, behaviour delete)")
+        return session_id
+
+    def beat(self) -> None:
+        """One heartbeat: make sure we hold the key, renew, refresh the document."""
+        if self.session_id is None:
+            self.session_id = self.adopt_or_create_session()
+        elif not self.consul.renew(self.session_id):
+            log(f"Consul lost session {self.session_id}; creating a new one")
+            self.session_id = self.adopt_or_create_session()
+        if not self.consul.acquire(self.key, self.document(), self.session_id):
+            # Someone else's session holds the key; ours stays ready for when it goes.
+            raise ConsulUnavailable(f"{self.key} is held by another session; retrying")
+
+    def next_delay(self, ok: bool) -> float:
+        if ok:
+            if self.failures:
+                log(f"Consul answers again; {self.key} registered")
+            self.failures = 0
+            return self.ttl / 2.0
+        self.failures += 1
+        # Short first retries to save the session, never longer than half a TTL.
+        return min(2.0 ** (self.failures - 1), self.ttl / 2.0, MAX_BACKOFF)
+
+    def run(self) -> None:
+        log(f"announcing {self.key} every {self.ttl / 2.0:.0f}s (TTL {self.ttl}s)")
+        while not self.stop_event.is_set():
+            try:
+                self.beat()
+                delay = self.next_delay(True)
+            except (ConsulUnavailable, ConsulRefused) as exc:
+                delay = self.next_delay(False)
+                log(f"{exc}; retry {self.failures} in {delay:.0f}s")
+            except (KeyError, TypeError, ValueError) as exc:
+                delay = self.next_delay(False)
+                log(f"unexpected answer from Consul ({exc}); retry {self.failures} in {delay:.0f}s")
+            self.stop_event.wait(delay)
+        self.deregister()
+
+    def deregister(self) -> None:
+        """Destroy our session (which deletes the key) and delete the key if it is still ours."""
+        if self.session_id is None:
+            return
+        try:
+            self.consul.destroy(self.session_id)
+            entry = self.consul.get_key(self.key)
+            if entry and entry.get("Session") in (None, self.session_id):
+                self.consul.delete_key(self.key, entry["ModifyIndex"])
+            log(f"deregistered {self.key}")
+        except (ConsulUnavailable, ConsulRefused) as exc:
+            log(f"could not deregister {self.key} ({exc}); it expires within {2 * self.ttl}s")
+        self.session_id = None
+
+    def stop(self, signum: int = 0, _frame: Any = None) -> None:
+        if signum:
+            log(f"received signal {signum}, stopping")
+        self.stop_event.set()
+
+
+# -- configuration -----------------------------------------------------------
+
+
+def parse_labels(items: List[str]) -> Dict[str, str]:
+    labels = {}
+    for item in items:
+        for raw_pair in item.split(","):
+            pair = raw_pair.strip()
+            if not pair:
+                continue
+            name, sep, value = pair.partition("=")
+            if not sep or not name.strip():
+                raise ValueError(f"label {pair!r} is not key=value")
+            labels[name.strip()] = value.strip()
+    return labels
+
+
+def docker_engine_version() -> str:
+    try:
+        out = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
+                             text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def build_parser(environ: Dict[str, str]) -> argparse.ArgumentParser:
+    env = environ.get
+    parser = argparse.ArgumentParser(description="Announce this node in Consul under a TTL (classic swarm layout).")
+    parser.add_argument("--consul", default=env("CONSUL_HTTP_ADDR", "127.0.0.1:8500"))
+    parser.add_argument("--token", default=env("CONSUL_HTTP_TOKEN", ""))
+    parser.add_argument("--ca-file", default=env("CONSUL_CACERT", ""))
+    parser.add_argument("--prefix", default=env("HEARTBEAT_PREFIX", DEFAULT_PREFIX))
+    parser.add_argument("--address", default=env("HEARTBEAT_ADDRESS", ""))
+    parser.add_argument("--ttl", type=int, default=int(env("HEARTBEAT_TTL", str(DEFAULT_TTL))))
+    parser.add_argument("--hostname", default=env("HEARTBEAT_HOSTNAME", "") or socket.gethostname())
+    parser.add_argument("--role", default=env("HEARTBEAT_ROLE", "worker"))
+    parser.add_argument("--engine-version", default=env("HEARTBEAT_ENGINE_VERSION", ""))
+    parser.add_argument("--label", action="append", default=[x for x in [env("HEARTBEAT_LABELS", "")] if x])
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per HTTP request")
+    return parser
+
+
+def heartbeat_from_args(argv: Optional[List[str]] = None, environ: Optional[Dict[str, str]] = None) -> Heartbeat:
+    """Parse flags and environment; raise SystemExit with a message on bad settings."""
+    parser = build_parser(dict(os.environ if environ is None else environ))
+    args = parser.parse_args(argv)
+    try:
+        address = canonical_address(args.address)
+    except ValueError:
+        parser.error(f"--address (HEARTBEAT_ADDRESS) must be this node's <ip>:<port>, got {args.address!r}")
+    if not MIN_TTL <= args.ttl <= MAX_TTL:
+        parser.error(f"--ttl must be between {MIN_TTL} and {MAX_TTL} seconds (Consul's limits)")
+    prefix = args.prefix.strip().strip("/")
+    if not prefix:
+        parser.error("--prefix must not be empty")
+    try:
+        labels = parse_labels(args.label)
+        base_url = parse_consul_address(args.consul)
+    except ValueError as exc:
+        parser.error(str(exc))
+    engine = docker_engine_version() if args.engine_version == "auto" else args.engine_version
+    consul = Consul(base_url, token=args.token, ca_file=args.ca_file, timeout=args.timeout)
+    fields = {"hostname": args.hostname, "role": args.role, "engine_version": engine, "labels": labels}
+    return Heartbeat(consul, f"{prefix}/{address}", address, args.ttl, fields)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    heartbeat = heartbeat_from_args(argv)
+    signal.signal(signal.SIGTERM, heartbeat.stop)
+    signal.signal(signal.SIGINT, heartbeat.stop)
+    heartbeat.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
