@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Print what a user wants to see after `make lab`: the nodes, and, once the
+# roles have built them, the swarm, the Consul membership and the proxy.
+set -uo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+LAB=${1:-lab}
+python3 "$PICLUSTER_ROOT/scripts/lab.py" status --name "$LAB"
+master=$(docker ps --filter "label=io.picluster.lab=$LAB" --filter "label=io.picluster.group=masters" --format '{{.Names}}' | sort | head -1)
+[ -n "$master" ] || exit 0
+if docker exec "$master" docker info -f '{{.Swarm.LocalNodeState}}' 2>/dev/null | grep -q active; then
+  echo; echo "== swarm nodes (docker node ls on $master)"
+  docker exec "$master" docker node ls
+  echo; echo "== overlay networks"
+  docker exec "$master" docker network ls --filter driver=overlay
+  echo; echo "== services"
+  docker exec "$master" docker service ls
+fi
+if [ -x "$VENV_DIR/bin/ansible-playbook" ] && [ -f "$PICLUSTER_ROOT/playbooks/lab-state.yml" ]; then
+  echo; echo "== Consul membership (picluster.swarm.swarm_members)"
+  ANSIBLE_CONFIG="$PICLUSTER_ROOT/ansible.cfg" "$VENV_DIR/bin/ansible-playbook" -i "$PICLUSTER_ROOT/inventories/$LAB" \
+    "$PICLUSTER_ROOT/playbooks/lab-state.yml" 2>/dev/null | sed -n '/MSG/,/PLAY RECAP/p' | grep -v 'PLAY RECAP' || true
+fi

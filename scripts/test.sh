@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Every test, in order of cost: linters, ansible-test sanity, unit tests,
+# integration tests (real Consul, real Docker), molecule scenarios (lab nodes).
+# Usage: scripts/test.sh [lint|sanity|unit|integration|molecule]...
+# Each stage runs even when an earlier one failed, so one run shows every
+# problem; the exit code is non-zero when any stage failed.
+set -uo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+cd "$PICLUSTER_ROOT"
+[ -x "$VENV_DIR/bin/pytest" ] || die "the venv $VENV_DIR is missing; run scripts/setup.sh (or make setup)"
+export PATH="$VENV_DIR/bin:$PATH"
+export ANSIBLE_CONFIG="$PICLUSTER_ROOT/ansible.cfg"
+export PICLUSTER_CONSUL_BIN="$CONSUL_BIN"
+export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0
+REPORTS="$PICLUSTER_ROOT/build/reports"
+mkdir -p "$REPORTS"
+
+stage_lint() {
+  ruff check . || return 1
+  ansible-lint --offline --profile production -q || return 1
+}
+
+stage_sanity() {
+  # ansible-test wants the tree at ansible_collections/<ns>/<name>; a copy in
+  # the cache keeps its per-test virtualenvs between runs.
+  local top="$PICLUSTER_CACHE/sanity/ansible_collections/picluster/swarm"
+  mkdir -p "$top"
+  rsync -a --delete --exclude .git --exclude collections --exclude build --exclude tools \
+    --exclude 'tests/output' --exclude .ruff_cache --exclude .pytest_cache ./ "$top/"
+  (cd "$top" && PIP_CACHE_DIR="$PICLUSTER_CACHE/pip" ansible-test sanity --venv --requirements \
+    --python 3.11 --color no --skip-test shebang 2>&1 | grep -v '^Installing\|^Collecting\|^  ' ) || return 1
+}
+
+stage_unit() {
+  pytest -q tests/unit --junitxml="$REPORTS/unit.xml"
+}
+
+stage_integration() {
+  [ -x "$CONSUL_BIN" ] || { echo "Consul binary $CONSUL_BIN is missing: run scripts/setup.sh consul" >&2; return 1; }
+  docker info >/dev/null 2>&1 || { echo "no Docker engine answers: run scripts/setup.sh engine" >&2; return 1; }
+  pytest -q tests/integration --junitxml="$REPORTS/integration.xml"
+}
+
+stage_molecule() {
+  local s rc=0 scenarios
+  scenarios=$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -rn1 basename | sort)
+  [ -n "$scenarios" ] || { echo "no molecule scenarios found" >&2; return 1; }
+  for s in $scenarios; do
+    say "molecule scenario $s"
+    molecule test -s "$s" || { echo "molecule scenario $s FAILED" >&2; rc=1; }
+  done
+  return $rc
+}
+
+main() {
+  local stages=("$@") passed=0 failed=0 failures=() s t0
+  [ ${#stages[@]} -gt 0 ] || stages=(lint sanity unit integration molecule)
+  for s in "${stages[@]}"; do
+    declare -F "stage_$s" >/dev/null || die "unknown stage '$s'; stages: lint sanity unit integration molecule"
+    say "stage $s"
+    t0=$(now)
+    if "stage_$s"; then
+      passed=$((passed + 1)); say "stage $s passed in $(( $(now) - t0 ))s"
+    else
+      failed=$((failed + 1)); failures+=("$s"); say "stage $s FAILED after $(( $(now) - t0 ))s"
+    fi
+  done
+  [ $failed -eq 0 ] || echo "failed stages: ${failures[*]}"
+  echo "stages: $passed passed, $failed failed"
+  [ $failed -eq 0 ]
+}
+main "$@"
