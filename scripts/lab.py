@@ -168,6 +168,9 @@ def write_inventory(nodes: list[Node], directory: Path, lab: str) -> None:
                 "ansible_connection": "community.docker.docker",
                 "ansible_python_interpreter": "/usr/bin/python3",
                 "picluster_lab": lab,
+                # No download in the lab: the consul role copies the binary we build.
+                "consul_binary_local_path": os.environ.get(
+                    "PICLUSTER_CONSUL_BIN", "/var/cache/picluster/consul/consul-1.22.3"),
             },
             "children": {"cluster": {"children": groups}},
         }
