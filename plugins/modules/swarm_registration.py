@@ -220,7 +220,18 @@ class Registration:
             return False
         return parse_duration(self.session.get("TTL")) == self.ttl and self.session.get("Behavior") == "delete"
 
+    def refuse_foreign_holder(self):
+        """Never take over a session that another tool or node created for this key."""
+        if self.session and self.session.get("Name") != self.session_name:
+            self.module.fail_json(
+                msg=f"{self.key} in Consul at {self.client.settings.url} is held by session {self.session['ID']} "
+                f"({self.session.get('Name') or 'unnamed'!r} on node {self.session.get('Node')}), not by a "
+                f"{self.session_name!r} session; is another node announcing this address? "
+                "remove the registration with state=absent first"
+            )
+
     def present(self):
+        self.refuse_foreign_holder()
         wanted = self.wanted()
         reusable = self.session_reusable()
         changed = not reusable or comparable(self.current) != comparable(wanted)

@@ -1,0 +1,27 @@
+# Copyright (c) 2025 picluster.swarm developers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Unit tests import the collection from the checkout (collections/ links back to the root)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+if str(ROOT / "collections") not in sys.path:
+    sys.path.insert(0, str(ROOT / "collections"))
+
+
+@pytest.fixture(scope="session")
+def heartbeat_module():
+    """roles/swarm_agent/files/picluster-heartbeat.py imported as a module (its name has a dash)."""
+    path = ROOT / "roles" / "swarm_agent" / "files" / "picluster-heartbeat.py"
+    spec = importlib.util.spec_from_file_location("picluster_heartbeat", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["picluster_heartbeat"] = module
+    spec.loader.exec_module(module)
+    return module

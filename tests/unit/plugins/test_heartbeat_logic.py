@@ -1,0 +1,154 @@
+# Copyright (c) 2025 picluster.swarm developers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The node-side heartbeat: its document matches the module's, its settings and its retry logic.
+
+The heartbeat cannot import module_utils on a bare Pi, so it keeps its own copy
+of the document builder; these tests keep the two identical.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from ansible_collections.picluster.swarm.plugins.module_utils import _membership as m
+
+FIELDS = {"hostname": "node1", "role": "worker", "engine_version": "20.10.24", "labels": {"arch": "armv7l", "n": 2}}
+
+
+def test_document_identical_to_swarm_registration(heartbeat_module):
+    ours = heartbeat_module.build_document("10.0.0.11:2375", ttl=20, heartbeat=1_800_000_000.5, **FIELDS)
+    theirs = m.build_document("10.0.0.11:2375", ttl=20, heartbeat=1_800_000_000.5, **FIELDS)
+    assert ours == theirs
+    assert tuple(ours) == m.DOCUMENT_FIELDS
+    assert heartbeat_module.encode_document(ours) == m.encode_document(theirs)
+    # What the heartbeat writes is a valid member for the shared parser.
+    assert m.parse_value("10.0.0.11:2375", heartbeat_module.encode_document(ours))["hostname"] == "node1"
+
+
+def test_shared_constants(heartbeat_module):
+    assert heartbeat_module.SESSION_NAME_FORMAT == m.SESSION_NAME_FORMAT
+    assert heartbeat_module.DEFAULT_PREFIX == m.DEFAULT_PREFIX
+    assert heartbeat_module.DEFAULT_TTL == m.DEFAULT_TTL
+    assert heartbeat_module.SCHEMA_VERSION == m.SCHEMA_VERSION
+    assert (heartbeat_module.MIN_TTL, heartbeat_module.MAX_TTL) == (m.MIN_TTL, m.MAX_TTL)
+
+
+@pytest.mark.parametrize("address", ["10.0.0.1:2375", "[::1]:2376", "10.0.0.1", "x:1", "10.0.0.1:0"])
+def test_canonical_address_agrees_with_module_utils(heartbeat_module, address):
+    try:
+        expected = m.validate_address(address)
+    except m.InvalidEntry:
+        with pytest.raises(ValueError):
+            heartbeat_module.canonical_address(address)
+    else:
+        assert heartbeat_module.canonical_address(address) == expected
+
+
+def test_settings_from_flags_and_environment(heartbeat_module):
+    env = {"CONSUL_HTTP_ADDR": "https://127.0.0.1:8501", "CONSUL_HTTP_TOKEN": "tok",
+           "HEARTBEAT_ADDRESS": "10.0.0.5:2375",
+           "HEARTBEAT_TTL": "12", "HEARTBEAT_LABELS": "a=1,b=2", "HEARTBEAT_ROLE": "manager"}
+    beat = heartbeat_module.heartbeat_from_args(["--label", "c=3", "--prefix", "/x/y/", "--hostname", "pi5"], env)
+    assert beat.key == "x/y/10.0.0.5:2375"
+    assert beat.ttl == 12
+    assert beat.consul.base_url == "https://127.0.0.1:8501"
+    assert beat.consul.token == "tok"
+    assert beat.fields == {"hostname": "pi5", "role": "manager", "engine_version": "", "labels": {"a": "1", "b": "2",
+                                                                                                  "c": "3"}}
+    document = json.loads(beat.document())
+    assert document["ttl"] == 12 and document["address"] == "10.0.0.5:2375"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "must be this node's <ip>:<port>"),
+        (["--address", "10.0.0.1:2375", "--ttl", "5"], "--ttl must be between 10 and 86400"),
+        (["--address", "10.0.0.1:2375", "--label", "novalue"], "label 'novalue' is not key=value"),
+        (["--address", "10.0.0.1:2375", "--consul", "ftp://x"], "is not host:port or http(s)://host:port"),
+        (["--address", "10.0.0.1:2375", "--prefix", "/"], "--prefix must not be empty"),
+    ],
+)
+def test_bad_settings_exit_with_message(heartbeat_module, capsys, argv, message):
+    with pytest.raises(SystemExit) as info:
+        heartbeat_module.heartbeat_from_args(argv, {})
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_backoff_is_bounded(heartbeat_module):
+    beat = heartbeat_module.heartbeat_from_args(["--address", "10.0.0.1:2375", "--ttl", "20"], {})
+    delays = [beat.next_delay(False) for _ in range(10)]
+    assert delays[:4] == [1.0, 2.0, 4.0, 8.0]
+    assert max(delays) == 10.0  # never longer than half a TTL
+    assert beat.next_delay(True) == 10.0 and beat.failures == 0
+
+
+class FakeConsul:
+    """Pure-logic stand-in for the heartbeat's own HTTP calls (the real thing is in the integration tests)."""
+
+    def __init__(self):
+        self.sessions = {}
+        self.kv = {}
+        self.created = 0
+
+    def create_session(self, name, ttl):
+        self.created += 1
+        sid = f"s{self.created}"
+        self.sessions[sid] = {"ID": sid, "Name": name}
+        return sid
+
+    def session_info(self, sid):
+        return self.sessions.get(sid)
+
+    def renew(self, sid):
+        return sid in self.sessions
+
+    def destroy(self, sid):
+        self.sessions.pop(sid, None)
+        self.kv = {k: v for k, v in self.kv.items() if v["Session"] != sid}
+
+    def get_key(self, key):
+        return self.kv.get(key)
+
+    def acquire(self, key, value, sid):
+        holder = self.kv.get(key, {}).get("Session")
+        if holder not in (None, sid):
+            return False
+        self.kv[key] = {"Session": sid, "Value": value, "ModifyIndex": 1}
+        return True
+
+    def delete_key(self, key, cas):
+        self.kv.pop(key, None)
+
+
+def make_beat(heartbeat_module, consul):
+    return heartbeat_module.Heartbeat(consul, "p/10.0.0.1:2375", "10.0.0.1:2375", 10,
+                                      {"hostname": "n", "role": "worker", "engine_version": "", "labels": {}})
+
+
+def test_session_lost_is_recreated_and_own_session_adopted(heartbeat_module):
+    consul = FakeConsul()
+    beat = make_beat(heartbeat_module, consul)
+    beat.beat()
+    assert beat.session_id == "s1" and consul.kv["p/10.0.0.1:2375"]["Session"] == "s1"
+    consul.destroy("s1")  # Consul lost it
+    beat.beat()
+    assert beat.session_id == "s2" and consul.kv["p/10.0.0.1:2375"]["Session"] == "s2"
+    restarted = make_beat(heartbeat_module, consul)  # a restart finds its own session and keeps it
+    restarted.beat()
+    assert restarted.session_id == "s2" and consul.created == 2
+    restarted.deregister()
+    assert consul.kv == {} and consul.sessions == {}
+
+
+def test_foreign_holder_is_not_taken_over(heartbeat_module):
+    consul = FakeConsul()
+    consul.sessions["other"] = {"ID": "other", "Name": "somebody else"}
+    consul.kv["p/10.0.0.1:2375"] = {"Session": "other", "Value": "{}", "ModifyIndex": 1}
+    beat = make_beat(heartbeat_module, consul)
+    with pytest.raises(heartbeat_module.ConsulUnavailable, match="held by another session"):
+        beat.beat()
+    assert consul.kv["p/10.0.0.1:2375"]["Session"] == "other"
