@@ -15,6 +15,7 @@ export PICLUSTER_CONSUL_BIN := $(CONSUL_BIN)
 LAB ?= lab
 MASTERS ?= 1
 NODES ?= 5
+LAB_INVENTORY := $(if $(filter lab,$(LAB)),inventories/lab,build/labs/$(LAB))
 
 .PHONY: help setup lab lab-up lab-down lab-status lab-check test lint sanity unit integration molecule bench clean
 
@@ -32,7 +33,7 @@ lab-up: setup
 
 lab: lab-up
 	@python3 scripts/lab.py check --name $(LAB)
-	@if [ -f site.yml ]; then ansible-playbook -i inventories/$(LAB) site.yml; fi
+	@if [ -f site.yml ]; then ansible-playbook -i $(LAB_INVENTORY) site.yml; fi
 	@bash scripts/lab-state.sh $(LAB)
 
 lab-status:

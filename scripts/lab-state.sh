@@ -5,6 +5,7 @@ set -uo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 LAB=${1:-lab}
+if [ "$LAB" = lab ]; then INVENTORY="$PICLUSTER_ROOT/inventories/lab"; else INVENTORY="$PICLUSTER_ROOT/build/labs/$LAB"; fi
 python3 "$PICLUSTER_ROOT/scripts/lab.py" status --name "$LAB"
 master=$(docker ps --filter "label=io.picluster.lab=$LAB" --filter "label=io.picluster.group=masters" --format '{{.Names}}' | sort | head -1)
 [ -n "$master" ] || exit 0
@@ -18,6 +19,6 @@ if docker exec "$master" docker info -f '{{.Swarm.LocalNodeState}}' 2>/dev/null 
 fi
 if [ -x "$VENV_DIR/bin/ansible-playbook" ] && [ -f "$PICLUSTER_ROOT/playbooks/lab-state.yml" ]; then
   echo; echo "== Consul membership (picluster.swarm.swarm_members)"
-  ANSIBLE_CONFIG="$PICLUSTER_ROOT/ansible.cfg" "$VENV_DIR/bin/ansible-playbook" -i "$PICLUSTER_ROOT/inventories/$LAB" \
+  ANSIBLE_CONFIG="$PICLUSTER_ROOT/ansible.cfg" "$VENV_DIR/bin/ansible-playbook" -i "$INVENTORY" \
     "$PICLUSTER_ROOT/playbooks/lab-state.yml" 2>/dev/null | sed -n '/MSG/,/PLAY RECAP/p' | grep -v 'PLAY RECAP' || true
 fi

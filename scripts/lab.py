@@ -67,7 +67,7 @@ class Node:
 
 def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
     try:
-        proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
     except FileNotFoundError as err:
         raise LabError("the docker client is not installed; run scripts/setup.sh") from err
     except subprocess.TimeoutExpired as err:
@@ -147,7 +147,8 @@ def wait_booted(node: Node, need_engine: bool) -> str:
                        f"see `docker logs {node.container}`")
     if state == "degraded":
         failed = docker("exec", node.container, "systemctl", "--failed", "--no-legend", "--plain", check=False).stdout
-        print(f"    {node.hostname}: systemd degraded; failed units: {' '.join(line.split()[0] for line in failed.splitlines() if line)}")
+        units = " ".join(line.split()[0] for line in failed.splitlines() if line)
+        print(f"    {node.hostname}: systemd degraded; failed units: {units}")
     if need_engine:
         while time.monotonic() < deadline:
             if docker("exec", node.container, "docker", "info", check=False, timeout=30).returncode == 0:
@@ -156,6 +157,12 @@ def wait_booted(node: Node, need_engine: bool) -> str:
         raise LabError(f"{node.hostname}: its Docker engine did not answer within {BOOT_TIMEOUT}s; "
                        f"see `docker exec {node.container} journalctl -u docker`")
     return state
+
+
+def default_inventory(name: str) -> Path:
+    """The main lab's inventory sits beside inventories/pi; throwaway labs
+    (tests, experiments) keep theirs under build/."""
+    return ROOT / "inventories" / "lab" if name == "lab" else ROOT / "build" / "labs" / name
 
 
 def write_inventory(nodes: list[Node], directory: Path, lab: str) -> None:
@@ -176,7 +183,7 @@ def write_inventory(nodes: list[Node], directory: Path, lab: str) -> None:
         }
     }
     directory.mkdir(parents=True, exist_ok=True)
-    header = f"# Written by scripts/lab.py for lab '{lab}'; regenerated on every `lab.py up`.\n"
+    header = f"---\n# Written by scripts/lab.py for lab '{lab}'; regenerated on every `lab.py up`.\n"
     # JSON is valid YAML, and keeps this script free of third-party imports.
     (directory / "hosts.yml").write_text(header + json.dumps(inventory, indent=2) + "\n")
 
@@ -193,8 +200,8 @@ def cmd_up(args: argparse.Namespace) -> None:
     t0 = time.monotonic()
     if args.masters < 1 or args.nodes < 0 or args.masters + args.nodes > 40:
         raise LabError("--masters must be at least 1, --nodes at least 0, and 40 hosts at most in all")
-    image = subprocess.run([sys.executable, str(ROOT / "scripts/node_image.py"), "name"] + (["--bare"] if args.bare else []),
-                           capture_output=True, text=True, check=True).stdout.strip()
+    name_cmd = [sys.executable, str(ROOT / "scripts/node_image.py"), "name", *(["--bare"] if args.bare else [])]
+    image = subprocess.run(name_cmd, capture_output=True, text=True, check=True).stdout.strip()
     if docker("image", "inspect", image, check=False).returncode != 0:
         raise LabError(f"node image {image} is not built; run scripts/setup.sh images")
     subnet = args.subnet or default_subnet(args.name)
@@ -210,7 +217,7 @@ def cmd_up(args: argparse.Namespace) -> None:
         start_node(n, image, network)
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(nodes)) as pool:
         states = list(pool.map(lambda n: wait_booted(n, not args.bare), nodes))
-    inv = Path(args.inventory) if args.inventory else ROOT / "inventories" / args.name
+    inv = Path(args.inventory) if args.inventory else default_inventory(args.name)
     write_inventory(nodes, inv, args.name)
     if args.instance_config:
         write_instance_config(nodes, Path(args.instance_config))
@@ -224,18 +231,21 @@ def cmd_check(args: argparse.Namespace) -> None:
     if not nodes:
         raise LabError(f"lab '{args.name}' has no nodes; run `lab.py up --name {args.name}`")
     problems = []
+    peers = len(nodes) - 1
     for n in nodes:
         engine = docker("exec", n.container, "docker", "info", "-f", "{{.ServerVersion}}", check=False)
         if engine.returncode != 0:
             problems.append(f"{n.hostname}: `docker info` failed: {engine.stderr.strip()}")
         others = " ".join(o.address for o in nodes if o is not n)
+        unreachable: list[str] = []
         if others:
             ping = docker("exec", n.container, "sh", "-c",
                           f"for ip in {others}; do ping -c1 -W2 $ip >/dev/null || echo $ip; done", check=False)
-            unreachable = ping.stdout.split()
-            if unreachable or ping.returncode != 0:
-                problems.append(f"{n.hostname}: cannot reach {unreachable or others}")
-        print(f"    {n.hostname:<8} engine {engine.stdout.strip() or 'DOWN':<16} reaches {len(nodes) - 1 - len(ping.stdout.split()) if others else 0}/{len(nodes) - 1} others")
+            unreachable = ping.stdout.split() if ping.returncode == 0 else others.split()
+            if unreachable:
+                problems.append(f"{n.hostname}: cannot reach {' '.join(unreachable)}")
+        version = engine.stdout.strip() or "DOWN"
+        print(f"    {n.hostname:<8} engine {version:<16} reaches {peers - len(unreachable)}/{peers} others")
     if problems:
         raise LabError("lab check failed:\n  " + "\n  ".join(problems))
     print(f"==> lab {args.name}: {len(nodes)} nodes answer `docker info` and reach each other")
@@ -249,7 +259,8 @@ def cmd_status(args: argparse.Namespace) -> None:
     print(f"{'HOST':<9}{'GROUP':<9}{'ADDRESS':<16}{'CONTAINER':<10}ENGINE")
     for n in nodes:
         running = docker("inspect", "-f", "{{.State.Status}}", n.container).stdout.strip()
-        engine = docker("exec", n.container, "docker", "version", "-f", "{{.Server.Version}}", check=False).stdout.strip()
+        engine = docker("exec", n.container, "docker", "version", "-f", "{{.Server.Version}}",
+                        check=False).stdout.strip()
         print(f"{n.hostname:<9}{n.group:<9}{n.address:<16}{running:<10}{engine or '-'}")
 
 
@@ -274,7 +285,8 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=5, help="nodes besides the masters (default 5)")
     parser.add_argument("--subnet", help="lab network, a /24 (default: derived from the name)")
     parser.add_argument("--bare", action="store_true", help="nodes without a Docker engine")
-    parser.add_argument("--inventory", help="where to write hosts.yml (default inventories/<name>)")
+    parser.add_argument("--inventory",
+                        help="where to write hosts.yml (default: inventories/lab for 'lab', else build/labs/NAME)")
     parser.add_argument("--instance-config", help="also write molecule's instance config to this file")
     args = parser.parse_args()
     try:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
+import json
 import os
 import shutil
 import subprocess
@@ -49,8 +51,11 @@ CACHE = Path(os.environ.get("PICLUSTER_CACHE", "/var/cache/picluster"))
 
 
 def recipe() -> str:
-    """Hash of this file: the image tag changes whenever the recipe does."""
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    """Hash of what goes into the images (not of this whole file, so editing
+    the script's plumbing does not cost a five-minute rebuild)."""
+    parts = [SUITE, BASE_PACKAGES, ENGINE_PACKAGES, MASKED_UNITS, IMPORT_CHANGES,
+             inspect.getsource(prepare_rootfs), inspect.getsource(chroot_install)]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:12]
 
 
 def image_name(bare: bool = False) -> str:
@@ -66,7 +71,7 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 
 
 def image_exists(name: str) -> bool:
-    return subprocess.run(["docker", "image", "inspect", name], capture_output=True).returncode == 0
+    return subprocess.run(["docker", "image", "inspect", name], capture_output=True, check=False).returncode == 0
 
 
 def tarball(bare: bool) -> Path:
@@ -78,8 +83,8 @@ def docker_import(tar: Path, name: str) -> None:
     for change in IMPORT_CHANGES:
         cmd += ["-c", change]
     with tar.open("rb") as fh:
-        run(cmd + ["-", name], stdin=fh, stdout=subprocess.DEVNULL)
-    run(["docker", "tag", name, name.split(":")[0] + ":latest"])
+        run([*cmd, "-", name], stdin=fh, stdout=subprocess.DEVNULL)
+    run(["docker", "tag", name, name.split(":", 1)[0] + ":latest"])
 
 
 def tar_rootfs(rootfs: Path, dest: Path) -> None:
