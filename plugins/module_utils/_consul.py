@@ -431,3 +431,18 @@ class ConsulClient:
 def client_from_params(params: Mapping[str, Any], environ: Optional[Mapping[str, str]] = None) -> ConsulClient:
     """Build a client from module/plugin options plus the environment."""
     return ConsulClient(resolve_settings(params, environ))
+
+
+def run_module_step(module: Any, func: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run func(*args, **kwargs); on ConsulError fail the module with its message.
+
+    fail_json is called outside the except block on purpose: ansible-core 2.19
+    attaches the exception being handled to the result, and these failures are
+    plain messages, not crashes.
+    """
+    try:
+        return func(*args, **kwargs)
+    except ConsulError as exc:
+        message = str(exc)
+    module.fail_json(msg=message)
+    return None  # not reached: fail_json exits

@@ -127,6 +127,7 @@ from ansible_collections.picluster.swarm.plugins.module_utils._consul import (
     REQUIRED_LIB,
     ConsulError,
     client_from_params,
+    run_module_step,
 )
 
 SERF_STATUS = {0: "none", 1: "alive", 2: "leaving", 3: "left", 4: "failed"}
@@ -184,17 +185,15 @@ def main():
         module.fail_json(msg=missing_required_lib(REQUIRED_LIB), exception=CONSUL_IMPORT_ERROR)
     if module.params["wait_timeout"] < 0 or module.params["wait_interval"] <= 0:
         module.fail_json(msg="wait_timeout must be 0 or more and wait_interval more than 0")
-    try:
-        client = client_from_params(module.params)
-        waited = 0.0
-        if module.params["wait_for_leader"]:
-            leader, waited = wait_for_leader(module, client)
-        else:
-            leader = client.leader()
-        peers = client.peers()
-        members = sorted((serf_member(m) for m in client.agent_members()), key=lambda m: m["name"])
-    except ConsulError as exc:
-        module.fail_json(msg=str(exc))
+    client = run_module_step(module, client_from_params, module.params)
+    waited = 0.0
+    if module.params["wait_for_leader"]:
+        leader, waited = wait_for_leader(module, client)
+    else:
+        leader = run_module_step(module, client.leader)
+    peers = run_module_step(module, client.peers)
+    raw_members = run_module_step(module, client.agent_members)
+    members = sorted((serf_member(m) for m in raw_members), key=lambda m: m["name"])
     counts = {"total": len(members)}
     for status in SERF_STATUS.values():
         counts[status] = sum(1 for m in members if m["status"] == status)

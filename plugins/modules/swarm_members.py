@@ -223,8 +223,8 @@ from ansible_collections.picluster.swarm.plugins.module_utils._consul import (
     CONSUL_ARGUMENT_SPEC,
     CONSUL_IMPORT_ERROR,
     REQUIRED_LIB,
-    ConsulError,
     client_from_params,
+    run_module_step,
 )
 from ansible_collections.picluster.swarm.plugins.module_utils._membership import (
     DEFAULT_EXPIRING_FRACTION,
@@ -263,10 +263,8 @@ def check_params(module):
             module.fail_json(msg=f"{name} must be 0 or more, got {params[name]}")
     if params["wait_interval"] <= 0:
         module.fail_json(msg="wait_interval must be a positive number of seconds")
-    try:
-        normalize_prefix(params["prefix"])
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
+    if not params["prefix"].strip().strip("/"):
+        module.fail_json(msg=f"the membership prefix must not be empty (default: {DEFAULT_PREFIX})")
 
 
 def poll(module, client):
@@ -276,7 +274,8 @@ def poll(module, client):
     started = time.monotonic()
     deadline = started + params["wait_timeout"]
     while True:
-        members, invalid = read_membership(client, params["prefix"], params["expiring_fraction"])
+        members, invalid = run_module_step(module, read_membership, client, params["prefix"],
+                                           params["expiring_fraction"])
         if not wants_wait:
             return members, invalid, 0.0
         unmet = unmet_wait(members, params["wait_for_alive"], params["expected"])
@@ -308,11 +307,8 @@ def main():
     if CONSUL_IMPORT_ERROR is not None:
         module.fail_json(msg=missing_required_lib(REQUIRED_LIB), exception=CONSUL_IMPORT_ERROR)
     check_params(module)
-    try:
-        client = client_from_params(module.params)
-        members, invalid, waited = poll(module, client)
-    except ConsulError as exc:
-        module.fail_json(msg=str(exc))
+    client = run_module_step(module, client_from_params, module.params)
+    members, invalid, waited = poll(module, client)
     params = module.params
     module.exit_json(
         changed=False,

@@ -132,8 +132,8 @@ from ansible_collections.picluster.swarm.plugins.module_utils._consul import (
     CONSUL_ARGUMENT_SPEC,
     CONSUL_IMPORT_ERROR,
     REQUIRED_LIB,
-    ConsulError,
     client_from_params,
+    run_module_step,
 )
 from ansible_collections.picluster.swarm.plugins.module_utils._membership import (
     DEFAULT_PREFIX,
@@ -175,14 +175,8 @@ class Registration:
         self.module = module
         self.client = client
         params = module.params
-        try:
-            self.address = validate_address(params["address"])
-        except InvalidEntry as exc:
-            module.fail_json(msg="invalid address {!r}: {}; give the node's <ip>:<port>".format(params["address"], exc))
-        try:
-            self.key = member_key(params["prefix"], self.address)
-        except ValueError as exc:
-            module.fail_json(msg=str(exc))
+        self.address = self._checked(validate_address, params["address"])
+        self.key = self._checked(member_key, params["prefix"], self.address)
         self.ttl = params["ttl"]
         if not MIN_TTL <= self.ttl <= MAX_TTL:
             module.fail_json(msg=f"ttl must be between {MIN_TTL} and {MAX_TTL} seconds (Consul's limits), "
@@ -192,6 +186,17 @@ class Registration:
         self.current = self._current_document()
         holder = self.entry.get("Session") if self.entry else None
         self.session = client.session_info(holder) if holder else None
+
+    def _checked(self, func, *args):
+        """Return func(*args); fail with its message when it raises ValueError (outside the except block)."""
+        try:
+            return func(*args)
+        except InvalidEntry as exc:
+            message = f"invalid address {self.module.params['address']!r}: {exc}; give the node's <ip>:<port>"
+        except ValueError as exc:
+            message = str(exc)
+        self.module.fail_json(msg=message)
+        return None
 
     def _current_document(self):
         if not self.entry:
@@ -275,15 +280,12 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     if CONSUL_IMPORT_ERROR is not None:
         module.fail_json(msg=missing_required_lib(REQUIRED_LIB), exception=CONSUL_IMPORT_ERROR)
-    try:
-        client = client_from_params(module.params)
-        registration = Registration(module, client)
-        if module.params["state"] == "present":
-            result = registration.present()
-        else:
-            result = registration.absent()
-    except ConsulError as exc:
-        module.fail_json(msg=str(exc))
+    client = run_module_step(module, client_from_params, module.params)
+    registration = run_module_step(module, Registration, module, client)
+    if module.params["state"] == "present":
+        result = run_module_step(module, registration.present)
+    else:
+        result = run_module_step(module, registration.absent)
     if module._diff:
         result["diff"] = registration.diff(result)
     module.exit_json(**result)

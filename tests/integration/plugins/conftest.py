@@ -1,0 +1,31 @@
+# Copyright (c) 2025 picluster.swarm developers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Fixtures for the plugin tests: an Ansible runner and the real heartbeat as a subprocess."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+import pytest
+from ansible_runner import Ansible, HeartbeatProcess
+
+
+@pytest.fixture
+def ansible(tmp_path: Path) -> Ansible:
+    return Ansible(tmp_path)
+
+
+@pytest.fixture
+def heartbeat(tmp_path: Path) -> Iterator:
+    started: List[HeartbeatProcess] = []
+
+    def start(*args: str, env: Optional[Dict[str, str]] = None) -> HeartbeatProcess:
+        process = HeartbeatProcess(tmp_path, list(args), env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
