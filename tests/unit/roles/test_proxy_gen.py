@@ -1,0 +1,168 @@
+"""The reverse proxy's configuration generator: swarm data in, nginx text out."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GEN = Path(__file__).resolve().parents[3] / "roles/reverse_proxy/files/picluster-proxy-gen.py"
+_spec = importlib.util.spec_from_file_location("picluster_proxy_gen", GEN)
+assert _spec and _spec.loader
+gen = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = gen  # dataclasses look their module up there
+_spec.loader.exec_module(gen)
+
+
+def service(sid: str, name: str, labels: dict | None = None) -> dict:
+    return {"ID": sid, "Spec": {"Name": name, "Labels": labels or {}}}
+
+
+def task(sid: str, address: str, state: str = "running", desired: str = "running", net: str = "my-net") -> dict:
+    return {
+        "ServiceID": sid,
+        "DesiredState": desired,
+        "Status": {"State": state},
+        "NetworksAttachments": [
+            {"Network": {"ID": "ingressid", "Spec": {"Name": "ingress"}}, "Addresses": ["10.0.0.9/24"]},
+            {"Network": {"ID": f"{net}-id", "Spec": {"Name": net}}, "Addresses": [f"{address}/24"]},
+        ],
+    }
+
+
+WEB = service("s1", "web", {"picluster.proxy.host": "web.example", "picluster.proxy.port": "8080"})
+
+
+def test_task_addresses_keep_only_running_tasks_on_the_network():
+    tasks = [
+        task("s1", "10.0.1.12"),
+        task("s1", "10.0.1.3"),
+        task("s1", "10.0.1.4", state="starting"),
+        task("s1", "10.0.1.5", desired="shutdown"),
+        task("s1", "10.0.2.6", net="other-net"),
+    ]
+    # Sorted numerically, not as text.
+    assert gen.task_addresses(tasks, "my-net") == ["10.0.1.3", "10.0.1.12"]
+
+
+def test_task_addresses_match_the_network_id_too():
+    assert gen.task_addresses([task("s1", "10.0.1.3")], "my-net-id") == ["10.0.1.3"]
+
+
+def test_only_labelled_services_get_a_virtual_host():
+    services = [WEB, service("s2", "db")]
+    tasks = [task("s1", "10.0.1.3"), task("s2", "10.0.1.4")]
+    vhosts, problems = gen.virtual_hosts(services, tasks, "my-net")
+    assert vhosts == [gen.VirtualHost("web.example", ("web",), ("10.0.1.3:8080",))]
+    assert problems == []
+
+
+def test_port_defaults_to_80_and_hosts_split_on_commas():
+    svc = service("s1", "site", {"picluster.proxy.host": "A.example, b.example,"})
+    vhosts, _ = gen.virtual_hosts([svc], [task("s1", "10.0.1.3")], "my-net")
+    assert [(v.host, v.servers) for v in vhosts] == [
+        ("a.example", ("10.0.1.3:80",)), ("b.example", ("10.0.1.3:80",))]
+
+
+def test_services_sharing_a_host_are_merged():
+    blue = service("s1", "blue", {"picluster.proxy.host": "app.example"})
+    green = service("s2", "green", {"picluster.proxy.host": "app.example", "picluster.proxy.port": "81"})
+    vhosts, _ = gen.virtual_hosts([blue, green], [task("s1", "10.0.1.3"), task("s2", "10.0.1.4")], "my-net")
+    assert vhosts == [gen.VirtualHost("app.example", ("blue", "green"), ("10.0.1.3:80", "10.0.1.4:81"))]
+
+
+@pytest.mark.parametrize("bad", ["bad host", "x;}", "a..b", "-lead.example", "$host"])
+def test_invalid_host_names_are_reported_not_rendered(bad):
+    svc = service("s1", "evil", {"picluster.proxy.host": f"{bad},ok.example"})
+    vhosts, problems = gen.virtual_hosts([svc], [task("s1", "10.0.1.3")], "my-net")
+    assert [v.host for v in vhosts] == ["ok.example"]
+    assert len(problems) == 1 and "evil" in problems[0]
+
+
+@pytest.mark.parametrize("port", ["0", "70000", "http", "8o"])
+def test_a_bad_port_skips_the_service(port):
+    svc = service("s1", "web", {"picluster.proxy.host": "web.example", "picluster.proxy.port": port})
+    vhosts, problems = gen.virtual_hosts([svc], [task("s1", "10.0.1.3")], "my-net")
+    assert vhosts == [] and "not a port" in problems[0]
+
+
+def test_wildcard_host_is_accepted():
+    assert gen.parse_hosts("*.apps.example") == (["*.apps.example"], [])
+
+
+def test_render_has_a_plain_default_server():
+    text = gen.render([], gen.Settings())
+    assert "listen 80 default_server;" in text
+    assert 'return 404 "no service is published under the host name $host\\n";' in text
+    assert "upstream" not in text
+
+
+def test_render_balances_and_retries_over_every_task():
+    vhost = gen.VirtualHost("web.example", ("web",), ("10.0.1.3:8080", "10.0.1.4:8080"))
+    text = gen.render([vhost], gen.Settings(connect_timeout="1s", next_upstream_tries=4))
+    assert "upstream picluster_web_example {" in text
+    assert "server 10.0.1.3:8080 max_fails=1 fail_timeout=5s;" in text
+    assert "server 10.0.1.4:8080 max_fails=1 fail_timeout=5s;" in text
+    assert "server_name web.example;" in text
+    assert "proxy_pass http://picluster_web_example;" in text
+    assert "proxy_next_upstream error timeout http_502 http_503 http_504;" in text
+    assert "proxy_next_upstream_tries 4;" in text
+    assert "proxy_connect_timeout 1s;" in text
+
+
+def test_render_answers_503_for_a_service_without_tasks():
+    text = gen.render([gen.VirtualHost("web.example", ("web",), ())], gen.Settings())
+    assert "upstream" not in text  # nginx refuses an upstream without servers
+    assert 'return 503 "web.example: no task of web is running\\n";' in text
+
+
+def test_render_with_tls_listens_on_both_ports():
+    settings = gen.Settings(https_port=443, tls_certificate="/t/cert.pem", tls_key="/t/key.pem")
+    text = gen.render([gen.VirtualHost("web.example", ("web",), ("10.0.1.3:80",))], settings)
+    assert "listen 443 ssl default_server;" in text
+    assert text.count("listen 443 ssl;") == 1
+    assert "ssl_certificate /t/cert.pem;" in text
+
+
+def test_render_is_stable():
+    vhosts = [gen.VirtualHost("b.example", ("b",), ("10.0.1.4:80",)),
+              gen.VirtualHost("a.example", ("a",), ("10.0.1.3:80",))]
+    assert gen.render(vhosts, gen.Settings()) == gen.render(list(vhosts), gen.Settings())
+
+
+def test_settings_from_environment():
+    settings = gen.Settings.from_env({
+        "PICLUSTER_PROXY_NETWORK": "front", "PICLUSTER_PROXY_INTERVAL": "5",
+        "PICLUSTER_PROXY_NEXT_UPSTREAM_TRIES": "2", "PICLUSTER_PROXY_HTTPS_PORT": "",
+    })
+    assert (settings.network, settings.interval, settings.next_upstream_tries, settings.https_port) == (
+        "front", 5.0, 2, 0)
+
+
+def _nginx_command(conf_dir: Path) -> list[str] | None:
+    """nginx on this host, else the one in the lab's proxy base image."""
+    if shutil.which("nginx"):
+        return ["nginx", "-t", "-q", "-c", str(conf_dir / "nginx.conf")]
+    if shutil.which("docker") and subprocess.run(["docker", "image", "inspect", "picluster/proxy-base:latest"],
+                                                 capture_output=True, check=False).returncode == 0:
+        return ["docker", "run", "--rm", "--network", "none", "-v", f"{conf_dir}:{conf_dir}:ro",
+                "picluster/proxy-base:latest", "nginx", "-t", "-q", "-c", str(conf_dir / "nginx.conf")]
+    return None
+
+
+def test_nginx_accepts_the_rendered_text(tmp_path):
+    command = _nginx_command(tmp_path)
+    if command is None:
+        pytest.skip("neither nginx nor the picluster/proxy-base image (scripts/app_images.py build) is here")
+    vhosts = [gen.VirtualHost("web.example", ("web",), ("10.0.1.3:8080",)),
+              gen.VirtualHost("idle.example", ("idle",), ())]
+    (tmp_path / "proxy.conf").write_text(gen.render(vhosts, gen.Settings(http_port=8089)))
+    (tmp_path / "nginx.conf").write_text(
+        f"pid /tmp/nginx-test.pid; error_log stderr; events {{}}\n"
+        f"http {{ access_log off; include {tmp_path}/proxy.conf; }}\n")
+    proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
