@@ -24,8 +24,6 @@ ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 HEARTBEAT = ROOT / "roles" / "swarm_agent" / "files" / "picluster-heartbeat.py"
 
-sys.path.insert(0, str(ROOT / "collections"))  # so tests can import ansible_collections.picluster.swarm
-
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on (right now)."""

@@ -5,10 +5,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
 import pytest
+
+# The checkout's collections/ links back to the root: tests import the collection's module_utils from there.
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "collections"))
+
 from ansible_runner import Ansible, HeartbeatProcess
 
 
