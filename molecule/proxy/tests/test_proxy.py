@@ -1,0 +1,161 @@
+"""The reverse proxy on the master reaches tasks on every node over the overlay.
+
+Requests go from this host straight to the master's lab address (the lab
+network is a local bridge); swarm changes are made with `docker exec` into the
+nodes. Tests run in file order: the last one removes the demo service.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+LAB = f"mol-{os.environ.get('MOLECULE_SCENARIO_NAME', 'proxy')}"
+DEMO_HOST = "demo.picluster.lab"
+SERVICE = "demo-web"
+PROXY = "picluster-proxy"
+POLL_LIMIT = 20  # seconds the proxy may take to follow a change
+
+
+def node(name: str) -> str:
+    return f"picluster-{LAB}-{name}"
+
+
+def sh(name: str, *argv: str, check: bool = True, timeout: float = 60) -> str:
+    proc = subprocess.run(["docker", "exec", node(name), *argv], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{name}: {' '.join(argv)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def master_address() -> str:
+    out = subprocess.run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                          node("master")], capture_output=True, text=True, check=True).stdout
+    return out.strip()
+
+
+def get(host: str, path: str = "/") -> tuple[int, str, dict]:
+    req = urllib.request.Request(f"http://{master_address()}{path}", headers={"Host": host})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read().decode(), dict(resp.headers)
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(), dict(err.headers)
+
+
+def replicas_seen(count: int) -> tuple[set[str], set[str]]:
+    """(nodes, containers) that answered ``count`` requests through the proxy."""
+    nodes, containers = set(), set()
+    for _ in range(count):
+        status, body, _headers = get(DEMO_HOST)
+        assert status == 200, f"{DEMO_HOST} answered {status}: {body}"
+        answer = json.loads(body)
+        nodes.add(answer["node"])
+        containers.add(answer["container"])
+    return nodes, containers
+
+
+def upstreams() -> int:
+    conf = sh("master", "docker", "exec", PROXY, "cat", "/etc/nginx/conf.d/picluster-proxy.conf")
+    return sum(1 for line in conf.splitlines() if line.strip().startswith("server ") and "max_fails" in line)
+
+
+def wait_for(what: str, predicate) -> float:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < POLL_LIMIT:
+        if predicate():
+            return time.monotonic() - t0
+        time.sleep(0.5)
+    raise AssertionError(f"{what} did not happen within {POLL_LIMIT}s")
+
+
+def network(name: str) -> dict:
+    return json.loads(sh("master", "docker", "network", "inspect", name))[0]
+
+
+def test_overlay_networks_made_as_asked():
+    mynet = network("my-net")
+    assert (mynet["Driver"], mynet["Scope"], mynet["Attachable"]) == ("overlay", "swarm", True)
+    test_net = network("proxy-test-net")
+    assert test_net["IPAM"]["Config"][0]["Subnet"] == "10.231.7.0/24"
+    assert test_net["IPAM"]["Config"][0]["Gateway"] == "10.231.7.1"
+    assert test_net["Labels"]["io.picluster.test"] == "proxy"
+    assert "encrypted" in network("proxy-secure-net")["Options"]
+    assert sh("master", "docker", "network", "inspect", "proxy-old-net", check=False) == "[]\n"
+
+
+def test_proxy_publishes_only_on_the_master():
+    assert PROXY in sh("master", "docker", "ps", "--format", "{{.Names}}").split()
+    for worker in ("node1", "node2"):
+        assert PROXY not in sh(worker, "docker", "ps", "--format", "{{.Names}}").split()
+
+
+def test_unknown_host_gets_a_clean_404():
+    status, body, headers = get("nobody.example.org")
+    assert status == 404
+    assert body.startswith("no service is published under the host name nobody.example.org")
+    assert headers.get("Content-Type", "").startswith("text/plain")
+    assert "<html" not in body.lower()
+
+
+def test_requests_reach_replicas_on_several_nodes():
+    nodes, containers = replicas_seen(12)
+    assert len(containers) == 3, containers
+    assert len(nodes) >= 2, nodes
+
+
+def test_scaling_changes_the_upstreams():
+    sh("master", "docker", "service", "scale", "--detach", f"{SERVICE}=5")
+    took = wait_for("scale to 5 upstreams", lambda: upstreams() == 5)
+    print(f"proxy followed the scale-up in {took:.1f}s")
+    _nodes, containers = replicas_seen(15)
+    assert len(containers) == 5, containers
+    sh("master", "docker", "service", "scale", "--detach", f"{SERVICE}=3")
+    wait_for("scale back to 3 upstreams", lambda: upstreams() == 3)
+
+
+def test_a_dead_task_is_retried_on_the_next_upstream():
+    # Kill a task's container behind the orchestrator's back: until the proxy
+    # resyncs, nginx still has its address and must retry the next server.
+    victim = sh("node1", "docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={SERVICE}").split()
+    if not victim:
+        pytest.skip("no demo task on node1 to kill")
+    sh("node1", "docker", "kill", victim[0])
+    for _ in range(9):
+        status, body, _headers = get(DEMO_HOST)
+        assert status == 200, f"a request failed while a task was dead: {status} {body}"
+
+
+def test_containers_reach_each_other_by_name_across_nodes():
+    probe = "proxy-probe-a"
+    sh("node1", "docker", "rm", "-f", probe, check=False)
+    sh("node1", "docker", "run", "-d", "--name", probe, "--network", "my-net", "picluster/demo-web:latest")
+    try:
+        script = ("import json,sys,time,urllib.request\n"
+                  "for i in range(20):\n"
+                  "    try:\n"
+                  f"        print(urllib.request.urlopen('http://{probe}:8080/', timeout=3).read().decode())\n"
+                  "        sys.exit(0)\n"
+                  "    except Exception as e:\n"
+                  "        err = e; time.sleep(0.5)\n"
+                  "sys.exit(f'unreachable: {err}')\n")
+        out = sh("node2", "docker", "run", "--rm", "--network", "my-net", "picluster/demo-web:latest",
+                 "python3", "-c", script, timeout=90)
+        probe_id = sh("node1", "docker", "inspect", "-f", "{{.Config.Hostname}}", probe).strip()
+        assert json.loads(out)["container"] == probe_id
+    finally:
+        sh("node1", "docker", "rm", "-f", probe, check=False)
+
+
+def test_removing_the_service_removes_its_virtual_host():
+    sh("master", "docker", "service", "rm", SERVICE)
+    took = wait_for("the virtual host to go", lambda: get(DEMO_HOST)[0] == 404)
+    print(f"proxy dropped the virtual host in {took:.1f}s")
+    assert "no service is published" in get(DEMO_HOST)[1]
