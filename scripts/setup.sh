@@ -7,7 +7,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-HOST_PACKAGES=(docker.io debootstrap iproute2 curl ca-certificates rsync)
+HOST_PACKAGES=(docker.io debootstrap iproute2 curl ca-certificates rsync shellcheck)
 
 step_packages() {
   local missing=()

@@ -7,7 +7,7 @@
 set -uo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
-cd "$PICLUSTER_ROOT"
+cd "$PICLUSTER_ROOT" || exit 1
 [ -x "$VENV_DIR/bin/pytest" ] || die "the venv $VENV_DIR is missing; run scripts/setup.sh (or make setup)"
 export PATH="$VENV_DIR/bin:$PATH"
 export ANSIBLE_CONFIG="$PICLUSTER_ROOT/ansible.cfg"
@@ -18,6 +18,7 @@ mkdir -p "$REPORTS"
 
 stage_lint() {
   ruff check . || return 1
+  shellcheck -x scripts/*.sh .ci/run || return 1
   ansible-lint --offline --profile production -q || return 1
 }
 
@@ -26,10 +27,27 @@ stage_sanity() {
   # the cache keeps its per-test virtualenvs between runs.
   local top="$PICLUSTER_CACHE/sanity/ansible_collections/picluster/swarm"
   mkdir -p "$top"
-  rsync -a --delete --exclude .git --exclude collections --exclude build --exclude tools \
-    --exclude 'tests/output' --exclude .ruff_cache --exclude .pytest_cache ./ "$top/"
-  (cd "$top" && PIP_CACHE_DIR="$PICLUSTER_CACHE/pip" ansible-test sanity --venv --requirements \
-    --python 3.11 --color no --skip-test shebang 2>&1 | grep -v '^Installing\|^Collecting\|^  ' ) || return 1
+  # Sanity-test exactly what ships: galaxy.yml's build_ignore decides.
+  "$VENV_DIR/bin/python" -c 'import sys, yaml; print("\n".join(yaml.safe_load(open("galaxy.yml"))["build_ignore"]))' \
+    | sed 's#^#/#' >"$REPORTS/sanity-excludes"
+  rsync -a --delete --delete-excluded --exclude-from="$REPORTS/sanity-excludes" ./ "$top/"
+  # Its own venv (ansible-core only): --requirements installs the pinned
+  # sanity tools there, away from ansible-lint's. (ansible-test's --venv
+  # would fetch a pip bootstrap from a host this machine cannot reach.)
+  local venv core
+  core=$(grep '^ansible-core==' requirements-dev.txt)
+  venv="$PICLUSTER_CACHE/sanity-venv-${core#ansible-core==}"
+  if [ ! -x "$venv/bin/ansible-test" ]; then
+    python3 -m venv "$venv" && PIP_CACHE_DIR="$PICLUSTER_CACHE/pip" "$venv/bin/pip" install -q \
+      --disable-pip-version-check "$core" || return 1
+  fi
+  local pipver
+  pipver=$(grep -hoE "pip='[0-9.]+'" "$venv"/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | head -1 | tr -dc '0-9.')
+  [ -n "$pipver" ] || { echo "cannot tell which pip ansible-test bootstraps" >&2; return 1; }
+  mkdir -p ~/.ansible/test/cache
+  cp tests/sanity/get_pip.py ~/.ansible/test/cache/get_pip_"${pipver//./_}".py
+  (cd "$top" && PIP_CACHE_DIR="$PICLUSTER_CACHE/pip" PATH="$venv/bin:$PATH" "$venv/bin/ansible-test" sanity \
+    --requirements --python 3.11 --color no 2>&1 | grep -v '^Requirement already\|^Collecting\|^  Using\|^Installing') || return 1
 }
 
 stage_unit() {
