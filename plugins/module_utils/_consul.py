@@ -243,6 +243,9 @@ class ConsulClient:
             raise ConsulError(f"the Python library {REQUIRED_LIB} is not installed: {CONSUL_IMPORT_ERROR}")
         self.settings = settings
         self.request_count = 0
+        # Set from Consul's X-Consul-Default-Acl-Policy header: with "deny" and no
+        # token, an empty answer may only mean the anonymous token sees nothing.
+        self.acl_default_deny = False
         library_client = consul.std.HTTPClient(
             settings.host, settings.port, settings.scheme, settings.verify, settings.cert
         )
@@ -303,6 +306,7 @@ class ConsulClient:
 
     def _check(self, response: Any, action: str, allow_404: bool) -> Tuple[int, Any, Mapping[str, str]]:
         status = response.status_code
+        self.acl_default_deny = str(response.headers.get("X-Consul-Default-Acl-Policy", "")).lower() == "deny"
         text = response.text or ""
         if status == 404 and allow_404:
             return status, None, response.headers
@@ -426,6 +430,16 @@ class ConsulClient:
         _, data, headers = self.request("GET", "/v1/agent/members", action="listing serf members")
         self._refuse_filtered(headers, "the serf members", "node_prefix read")
         return list(data or [])
+
+
+def acl_hint(client: ConsulClient, what: str) -> Optional[str]:
+    """A warning for an empty answer under default-deny ACLs without a token, else None."""
+    if client.acl_default_deny and not client.settings.token:
+        return (
+            f"Consul at {client.settings.url} denies by default (ACLs on) and no token was given, so {what} may only "
+            "mean that the anonymous token may not read it; set token (CONSUL_HTTP_TOKEN)"
+        )
+    return None
 
 
 def client_from_params(params: Mapping[str, Any], environ: Optional[Mapping[str, str]] = None) -> ConsulClient:

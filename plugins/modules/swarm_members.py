@@ -223,6 +223,7 @@ from ansible_collections.picluster.swarm.plugins.module_utils._consul import (
     CONSUL_ARGUMENT_SPEC,
     CONSUL_IMPORT_ERROR,
     REQUIRED_LIB,
+    acl_hint,
     client_from_params,
     run_module_step,
 )
@@ -283,9 +284,10 @@ def poll(module, client):
         if unmet is None:
             return members, invalid, waited
         if time.monotonic() + params["wait_interval"] > deadline:
+            hint = acl_hint(client, "seeing no members") if not members else None
             module.fail_json(
                 msg=f"swarm membership under {normalize_prefix(params['prefix'])} is not ready after {waited:.0f} s: "
-                f"{unmet}",
+                f"{unmet}" + (f"; {hint}" if hint else ""),
                 members=members,
                 counts=count_states(members),
                 missing=missing_members(members, params["expected"]),
@@ -310,6 +312,9 @@ def main():
     client = run_module_step(module, client_from_params, module.params)
     members, invalid, waited = poll(module, client)
     params = module.params
+    hint = acl_hint(client, f"an empty {normalize_prefix(params['prefix'])}") if not members and not invalid else None
+    if hint:
+        module.warn(hint)
     module.exit_json(
         changed=False,
         members=shown_members(members, params),

@@ -18,7 +18,7 @@ ADDRESS = "10.20.0.11:2375"
 
 
 def reg(agent, prefix, **args):
-    base = dict(agent.module_args(), prefix=prefix, address=ADDRESS, hostname="node1", ttl=10)
+    base = dict(agent.module_args(), prefix=prefix, address=ADDRESS, hostname="node1", ttl=60)
     base.update(args)
     return base
 
@@ -57,7 +57,7 @@ def test_register_check_apply_idempotent_remove(consul_agent, kv_prefix, ansible
     assert run[3]["diff"]["before"] == run[3]["diff"]["after"]
     assert run[3]["member"]["heartbeat"] >= run[2]["member"]["heartbeat"]
     member = run[4]["members"][0]
-    assert (member["state"], member["session"], member["ttl"], member["hostname"]) == ("alive", session, 10, "node1")
+    assert (member["state"], member["session"], member["ttl"], member["hostname"]) == ("alive", session, 60, "node1")
     # absent in check mode: would change, the member stays
     assert run[5]["changed"] is True and run[6]["counts"]["alive"] == 1
     # absent, then absent again
@@ -73,7 +73,7 @@ OPTION_CHANGES = [
     ("role", "manager"),
     ("engine_version", "20.10.24"),
     ("labels", {"arch": "armv7l", "zone": "shelf-2"}),
-    ("ttl", 15),
+    ("ttl", 90),
 ]
 
 
@@ -102,7 +102,7 @@ def test_each_option_check_apply_unchanged(consul_agent, kv_prefix, ansible):
     # data changes keep the session; a new TTL needs a new one
     assert len(set(sessions[:-1])) == 1 and sessions[-1] != sessions[0]
     final = run[-1]["members"][0]
-    assert final["ttl"] == 15 and final["labels"] == {"arch": "armv7l", "zone": "shelf-2"}
+    assert final["ttl"] == 90 and final["labels"] == {"arch": "armv7l", "zone": "shelf-2"}
     assert final["role"] == "manager" and final["engine_version"] == "20.10.24"
     assert consul_agent.session_info(sessions[0]) is None  # the replaced session was destroyed
 
@@ -120,7 +120,7 @@ def test_prefix_option_and_value_format(consul_agent, kv_prefix, ansible):
     assert sorted(stored) == sorted(["schema", "address", "hostname", "role", "engine_version", "labels", "ttl",
                                      "heartbeat", "heartbeat_iso"])
     session = consul_agent.session_info(entry["Session"])
-    assert (session["TTL"], session["Behavior"], session["Name"]) == ("10s", "delete", f"swarm-member {ADDRESS}")
+    assert (session["TTL"], session["Behavior"], session["Name"]) == ("60s", "delete", f"swarm-member {ADDRESS}")
     assert consul_agent.kv_get(f"{kv_prefix}/{ADDRESS}") is None
 
 

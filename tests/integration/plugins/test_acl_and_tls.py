@@ -1,0 +1,116 @@
+# Copyright (c) 2025 picluster.swarm developers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Tokens and TLS: the connection options and their environment variables, and every way they go wrong."""
+
+from __future__ import annotations
+
+import uuid
+
+from ansible_runner import module_task
+
+ADDRESS = "10.50.0.1:2375"
+
+
+def read_only_token(agent):
+    rules = ('key_prefix "" { policy = "read" }\nsession_prefix "" { policy = "read" }\n'
+             'node_prefix "" { policy = "read" }')
+    agent.api("PUT", "/v1/acl/policy", {"Name": f"read-only-{uuid.uuid4().hex[:6]}", "Rules": rules})
+    policies = agent.api("GET", "/v1/acl/policies")
+    name = sorted((p for p in policies if p["Name"].startswith("read-only-")), key=lambda p: p["CreateIndex"])[-1]
+    return agent.api("PUT", "/v1/acl/token", {"Policies": [{"Name": name["Name"]}]})["SecretID"]
+
+
+def test_acl_tokens(consul_acl_agent, kv_prefix, ansible):
+    agent = consul_acl_agent
+    reader = read_only_token(agent)
+    wrong = str(uuid.uuid4())
+    url = agent.url
+    plain = {"host": url, "prefix": kv_prefix}
+    register = dict(plain, address=ADDRESS, hostname="acl-node", ttl=120)
+    run = ansible.run([
+        module_task("swarm_members", plain),  # 0 anonymous, default deny
+        module_task("swarm_members", dict(plain, token=wrong)),  # 1
+        module_task("swarm_registration", dict(register, token=agent.token)),  # 2
+        module_task("swarm_registration", dict(register, token=agent.token)),  # 3
+        module_task("swarm_members", dict(plain, token=agent.token)),  # 4
+        module_task("swarm_members", dict(plain, token=reader)),  # 5
+        module_task("swarm_registration", dict(register, token=reader, hostname="other")),  # 6
+        module_task("swarm_members", {"prefix": kv_prefix},  # 7 everything from the environment
+                    environment={"CONSUL_HTTP_ADDR": agent.http_addr, "CONSUL_HTTP_TOKEN": agent.token}),
+        module_task("swarm_members", dict(plain, token=agent.token),  # 8 the option wins over the environment
+                    environment={"CONSUL_HTTP_ADDR": "127.0.0.1:1", "CONSUL_HTTP_TOKEN": wrong}),
+        module_task("consul_cluster_info", {"host": url, "token": wrong}),  # 9
+        module_task("consul_cluster_info", {"host": url, "token": reader}),  # 10
+    ])
+    run.assert_no_traceback()
+    # Consul answers "nothing here" to the anonymous token: the module says why that may be.
+    assert run[0]["counts"]["total"] == 0
+    assert run[0]["warnings"] == [
+        f"Consul at {url} denies by default (ACLs on) and no token was given, so an empty {kv_prefix} may only "
+        "mean that the anonymous token may not read it; set token (CONSUL_HTTP_TOKEN)"]
+    assert run[1]["msg"] == (f"Consul at {url} refused reading {kv_prefix}/: the ACL token is not known to Consul "
+                             "(ACL not found); set token (CONSUL_HTTP_TOKEN) to a valid token")
+    assert run[2]["changed"] is True and run[3]["changed"] is False
+    assert [m["hostname"] for m in run[4]["members"]] == ["acl-node"]
+    assert [m["hostname"] for m in run[5]["members"]] == ["acl-node"]
+    assert run[6]["failed"] is True
+    assert f"Consul at {url} refused " in run[6]["msg"] and "permission denied" in run[6]["msg"]
+    assert "key_prefix write on the membership prefix" in run[6]["msg"]
+    assert [m["hostname"] for m in run[7]["members"]] == ["acl-node"]
+    assert [m["hostname"] for m in run[8]["members"]] == ["acl-node"]
+    assert "the ACL token is not known to Consul" in run[9]["msg"]
+    assert run[10]["has_leader"] is True and run[10]["members"][0]["name"] == "acl"
+    assert "token" not in str(run[2].get("invocation", {}).get("module_args", {}).get("token", "")) or \
+        run[2]["invocation"]["module_args"]["token"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+
+
+def test_tls_options_and_failures(consul_tls_agent, consul_agent, kv_prefix, ansible):
+    agent = consul_tls_agent
+    tls = agent.tls
+    url = agent.url
+    full = dict(agent.module_args(), prefix=kv_prefix)
+    no_ca = {k: v for k, v in full.items() if k != "ca_path"}
+    no_client = {k: v for k, v in full.items() if k not in ("client_cert", "client_key")}
+    tasks = [
+        module_task("swarm_registration", dict(full, address=ADDRESS, hostname="tls-node", ttl=120)),  # 0
+        module_task("swarm_members", full),  # 1
+        module_task("swarm_members", no_ca),  # 2 system CAs do not know ours
+        module_task("swarm_members", dict(full, ca_path=tls["other_ca"])),  # 3
+        module_task("swarm_members", dict(no_ca, validate_certs=False)),  # 4
+        module_task("swarm_members", no_client),  # 5 the agent wants a client certificate
+        module_task("swarm_members", dict(full, host=url.replace("https://", "http://"))),  # 6
+        module_task("swarm_members", dict(full, host=consul_agent.http_addr, scheme="https")),  # 7
+        module_task("swarm_members", dict(full, client_cert="/nonexistent/cert.pem")),  # 8
+        module_task("swarm_members", {"prefix": kv_prefix}, environment=agent.env()),  # 9
+        module_task("swarm_members", {"prefix": kv_prefix},  # 10
+                    environment=dict({k: v for k, v in agent.env().items() if k != "CONSUL_CACERT"},
+                                     CONSUL_HTTP_SSL_VERIFY="false")),
+        module_task("swarm_members", {"prefix": kv_prefix, "host": agent.http_addr, "scheme": "https"},  # 11
+                    environment=agent.env()),
+    ]
+    run = ansible.run(tasks)
+    run.assert_no_traceback()
+    assert run[0]["changed"] is True, run[0].get("msg")
+    assert [m["hostname"] for m in run[1]["members"]] == ["tls-node"]
+    assert run[2]["msg"].startswith(f"TLS with Consul at {url} failed while reading {kv_prefix}/: "
+                                    "certificate verify failed (")
+    assert "check scheme, ca_path (CONSUL_CACERT), client_cert/client_key, or validate_certs" in run[2]["msg"]
+    assert run[3]["msg"].startswith(f"TLS with Consul at {url} failed while reading {kv_prefix}/: "
+                                    "certificate verify failed")
+    assert [m["hostname"] for m in run[4]["members"]] == ["tls-node"]
+    assert run[5]["failed"] is True
+    assert f"Consul at {url} failed while reading {kv_prefix}/" in run[5]["msg"] or \
+        f"cannot reach Consul at {url}" in run[5]["msg"]
+    assert "client_cert" in run[5]["msg"] or "closed by the other side" in run[5]["msg"]
+    http_url = url.replace("https://", "http://")
+    assert run[6]["msg"] == (f"Consul at {http_url} refused reading {kv_prefix}/: 400 Bad Request "
+                             "Client sent an HTTP request to an HTTPS server.; set scheme https") or \
+        "set scheme https" in run[6]["msg"]
+    assert run[7]["msg"].startswith(f"TLS with Consul at https://{consul_agent.http_addr} failed while reading")
+    assert "the server does not speak TLS on this port (use scheme http?)" in run[7]["msg"]
+    assert run[8]["msg"] == ("invalid Consul connection settings: client_cert /nonexistent/cert.pem does not exist "
+                             "or is not a file")
+    assert [m["hostname"] for m in run[9]["members"]] == ["tls-node"]
+    assert [m["hostname"] for m in run[10]["members"]] == ["tls-node"]
+    assert [m["hostname"] for m in run[11]["members"]] == ["tls-node"]
