@@ -341,8 +341,14 @@ def collect_members(
             continue
         member = build_member(address, entry, doc, session_index, now=moment, expiring_fraction=expiring_fraction)
         members.append(member)
-    members.sort(key=lambda m: (m["ip"], m["port"]))
+    members.sort(key=_address_order)
     return members, invalid
+
+
+def _address_order(member: Mapping[str, Any]) -> Tuple[int, int, int]:
+    """Numeric order: 10.0.0.5 before 10.0.0.10."""
+    ip = ipaddress.ip_address(member["ip"])
+    return ip.version, int(ip), member["port"]
 
 
 def count_states(members: List[Mapping[str, Any]]) -> Dict[str, int]:
