@@ -159,3 +159,12 @@ def test_removing_the_service_removes_its_virtual_host():
     took = wait_for("the virtual host to go", lambda: get(DEMO_HOST)[0] == 404)
     print(f"proxy dropped the virtual host in {took:.1f}s")
     assert "no service is published" in get(DEMO_HOST)[1]
+
+
+def test_roles_refuse_bad_input_with_a_message():
+    playbook = os.path.join(os.path.dirname(__file__), "..", "preflight.yml")
+    proc = subprocess.run(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], playbook],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert sh("master", "docker", "network", "ls", "-q", "--filter", "name=^classic-net$") == ""
+    assert sh("master", "docker", "ps", "-aq", "--filter", "name=picluster-proxy-preflight") == ""
