@@ -18,7 +18,7 @@ description:
     C(swarm_session) and C(swarm_key) can be used in O(compose), O(groups) and O(keyed_groups).
   - The inventory file name must end in C(consul_members.yml) or C(consul_members.yaml).
 author:
-  - picluster.swarm developers
+  - picluster.swarm developers (@picluster)
 extends_documentation_fragment:
   - constructed
   - picluster.swarm.consul.plugin_options

@@ -13,7 +13,7 @@ description:
     RV(picluster.swarm.swarm_members#module:members).
   - Runs on the controller, with two HTTP requests to Consul per call.
 author:
-  - picluster.swarm developers
+  - picluster.swarm developers (@picluster)
 extends_documentation_fragment:
   - picluster.swarm.consul.plugin_options
 options:

@@ -365,7 +365,7 @@ class ConsulClient:
         return list(data or []) if status != 404 else []
 
     def kv_get(self, key: str) -> Optional[Dict[str, Any]]:
-        status, data, _ = self.request("GET", "/v1/kv/" + key, action=f"reading {key}", allow_404=True)
+        status, data, _headers = self.request("GET", "/v1/kv/" + key, action=f"reading {key}", allow_404=True)
         if status == 404 or not data:
             return None
         return data[0]
@@ -373,19 +373,19 @@ class ConsulClient:
     def kv_put(self, key: str, value: str, acquire: Optional[str] = None) -> bool:
         """Write key; with acquire, only if the session gets (or holds) the lock."""
         params = {"acquire": acquire} if acquire else None
-        _, data, _ = self.request("PUT", "/v1/kv/" + key, params, body=value, action=f"writing {key}")
+        _status, data, _headers = self.request("PUT", "/v1/kv/" + key, params, body=value, action=f"writing {key}")
         return data is True or str(data).strip() == "true"
 
     def kv_delete(self, key: str, cas: Optional[int] = None) -> bool:
         params = {"cas": cas} if cas is not None else None
-        _, data, _ = self.request("DELETE", "/v1/kv/" + key, params, action=f"deleting {key}")
+        _status, data, _headers = self.request("DELETE", "/v1/kv/" + key, params, action=f"deleting {key}")
         return data is True or str(data).strip() == "true"
 
     # -- sessions ------------------------------------------------------------
 
     def session_create(self, name: str, ttl: int, behavior: str = "delete", lock_delay: str = "0s") -> str:
         payload = {"Name": name, "TTL": f"{ttl}s", "Behavior": behavior, "LockDelay": lock_delay}
-        _, data, _ = self.request(
+        _status, data, _headers = self.request(
             "PUT", "/v1/session/create", body=json.dumps(payload), action=f"creating session {name!r}"
         )
         if not isinstance(data, dict) or not data.get("ID"):
@@ -393,41 +393,41 @@ class ConsulClient:
         return data["ID"]
 
     def session_info(self, session_id: str) -> Optional[Dict[str, Any]]:
-        status, data, _ = self.request(
+        status, data, _headers = self.request(
             "GET", "/v1/session/info/" + session_id, action=f"reading session {session_id}", allow_404=True
         )
         return data[0] if status != 404 and data else None
 
     def session_renew(self, session_id: str) -> Optional[Dict[str, Any]]:
         """Renew a session; None when Consul no longer knows it."""
-        status, data, _ = self.request(
+        status, data, _headers = self.request(
             "PUT", "/v1/session/renew/" + session_id, action=f"renewing session {session_id}", allow_404=True
         )
         return data[0] if status != 404 and data else None
 
     def session_destroy(self, session_id: str) -> bool:
-        _, data, _ = self.request(
+        _status, data, _headers = self.request(
             "PUT", "/v1/session/destroy/" + session_id, action=f"destroying session {session_id}"
         )
         return data is True or str(data).strip() == "true"
 
     def session_list(self) -> List[Dict[str, Any]]:
-        _, data, headers = self.request("GET", "/v1/session/list", action="listing sessions")
+        _status, data, headers = self.request("GET", "/v1/session/list", action="listing sessions")
         self._refuse_filtered(headers, "the session list", "session_prefix read")
         return list(data or [])
 
     # -- cluster status ------------------------------------------------------
 
     def leader(self) -> str:
-        _, data, _ = self.request("GET", "/v1/status/leader", action="asking for the raft leader")
+        _status, data, _headers = self.request("GET", "/v1/status/leader", action="asking for the raft leader")
         return data if isinstance(data, str) else ""
 
     def peers(self) -> List[str]:
-        _, data, _ = self.request("GET", "/v1/status/peers", action="listing raft peers")
+        _status, data, _headers = self.request("GET", "/v1/status/peers", action="listing raft peers")
         return list(data or [])
 
     def agent_members(self) -> List[Dict[str, Any]]:
-        _, data, headers = self.request("GET", "/v1/agent/members", action="listing serf members")
+        _status, data, headers = self.request("GET", "/v1/agent/members", action="listing serf members")
         self._refuse_filtered(headers, "the serf members", "node_prefix read")
         return list(data or [])
 

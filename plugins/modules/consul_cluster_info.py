@@ -14,7 +14,7 @@ description:
     sees (C(/v1/agent/members)) with their status.
   - Can wait until the cluster has a leader, so that a play waits before it writes to the KV store.
 author:
-  - picluster.swarm developers
+  - picluster.swarm developers (@picluster)
 extends_documentation_fragment:
   - picluster.swarm.consul
 attributes:
@@ -107,7 +107,7 @@ members:
       type: str
       sample: 1.22.3
 counts:
-  description: Number of serf members per status, plus RV(counts.total).
+  description: Number of serf members per status, plus C(total).
   returned: success
   type: dict
   sample: {"total": 3, "alive": 3, "failed": 0, "left": 0, "leaving": 0, "none": 0}

@@ -23,7 +23,7 @@ description:
     with the reason, not treated as errors.
   - Seconds are measured against the clock of the host that runs the module; keep the cluster's clocks in sync (NTP).
 author:
-  - picluster.swarm developers
+  - picluster.swarm developers (@picluster)
 extends_documentation_fragment:
   - picluster.swarm.consul
 attributes:

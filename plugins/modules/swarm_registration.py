@@ -21,7 +21,7 @@ description:
   - With O(state=absent) the module destroys the session holding the key and deletes the key. Stop the node's heartbeat
     service first, or it registers the node again.
 author:
-  - picluster.swarm developers
+  - picluster.swarm developers (@picluster)
 extends_documentation_fragment:
   - picluster.swarm.consul
 attributes:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) 2025 picluster.swarm developers
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -194,7 +193,7 @@ class Consul:
 
     def create_session(self, name: str, ttl: int) -> str:
         body = json.dumps({"Name": name, "TTL": f"{ttl}s", "Behavior": "delete", "LockDelay": "0s"})
-        _, data = self.call("PUT", "/v1/session/create", body)
+        _status, data = self.call("PUT", "/v1/session/create", body)
         return data["ID"]
 
     def session_info(self, session_id: str) -> Optional[Dict[str, Any]]:
@@ -214,7 +213,7 @@ class Consul:
         return data[0] if status == 200 and data else None
 
     def acquire(self, key: str, value: str, session_id: str) -> bool:
-        _, data = self.call("PUT", "/v1/kv/" + key, value, {"acquire": session_id})
+        _status, data = self.call("PUT", "/v1/kv/" + key, value, {"acquire": session_id})
         return data is True
 
     def delete_key(self, key: str, cas: int) -> None:
