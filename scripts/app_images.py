@@ -17,7 +17,8 @@ Every image is tagged with a hash of its recipe (and with a stable tag:
 
 ``load`` copies the images into a lab's nodes (``docker save | docker exec -i
 <node> docker load``): the proxy base to the masters, the others to every node;
-an image a node already holds (same id) is skipped.
+an image a node already holds (same id) is skipped. ``--image`` picks images
+(any of debian, proxy-base, demo-web) and loads them into every node.
 
 Usage: app_images.py build | load --lab NAME [--image NAME]... | names | prune
 """
@@ -40,6 +41,9 @@ SUITE = "bookworm"
 MIRROR = os.environ.get("PICLUSTER_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 BASE_PACKAGES = ["python3", "ca-certificates"]
 PROXY_PACKAGES = ["nginx", "python3-docker", "python3-requests"]
+# Left out of the images: package lists are only needed to install more, and
+# an image that needs more runs `apt-get update` first anyway.
+TAR_EXCLUDES = ["./var/lib/apt/lists/*", "./var/cache/apt/*.bin"]
 LAB_LABEL = "io.picluster.lab"
 CACHE = Path(os.environ.get("PICLUSTER_CACHE", "/var/cache/picluster"))
 
@@ -82,7 +86,7 @@ CMD ["python3", "-u", "/srv/app.py"]
 
 def recipe() -> str:
     """Hash of what goes into the images, not of this script's plumbing."""
-    parts = [SUITE, BASE_PACKAGES, PROXY_PACKAGES, DEMO_APP, DEMO_DOCKERFILE,
+    parts = [SUITE, BASE_PACKAGES, PROXY_PACKAGES, DEMO_APP, DEMO_DOCKERFILE, TAR_EXCLUDES,
              inspect.getsource(prepare_rootfs), inspect.getsource(chroot_install)]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:12]
 
@@ -97,8 +101,10 @@ def images() -> dict[str, list[str]]:
     }
 
 
-# Which lab nodes get which image (by the node's io.picluster.group label).
-IMAGE_GROUPS = {"debian": {"masters", "nodes"}, "proxy-base": {"masters"}, "demo-web": {"masters", "nodes"}}
+# Which lab nodes get which image by default (by the node's io.picluster.group
+# label). The plain base goes nowhere unless asked for (--image debian): the
+# demo image already carries it.
+IMAGE_GROUPS = {"debian": set(), "proxy-base": {"masters"}, "demo-web": {"masters", "nodes"}}
 
 
 def say(msg: str) -> None:
@@ -133,7 +139,8 @@ def docker_import(tar: Path, tags: list[str], changes: list[str]) -> None:
 
 def tar_rootfs(rootfs: Path, dest: Path) -> None:
     tmp = dest.with_suffix(".tmp")
-    run(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(tmp), "."])
+    excludes = [f"--exclude={pattern}" for pattern in TAR_EXCLUDES]
+    run(["tar", "-C", str(rootfs), "--numeric-owner", *excludes, "-cf", str(tmp), "."])
     tmp.rename(dest)
 
 
@@ -205,7 +212,10 @@ def build_demo(base: str, tags: list[str]) -> None:
         cmd = ["docker", "build", "-q", "--pull=false"]
         for tag in tags:
             cmd += ["-t", tag]
-        run([*cmd, ctx], env=env, stdout=subprocess.DEVNULL)
+        proc = subprocess.run([*cmd, ctx], env=env, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            print(proc.stderr, file=sys.stderr)
+            raise subprocess.CalledProcessError(proc.returncode, proc.args)
 
 
 def build() -> None:
@@ -264,22 +274,29 @@ def load(lab: str, only: list[str]) -> None:
     t0 = time.monotonic()
     loaded = 0
     for kind, tags in wanted.items():
-        if only and kind not in only:
-            continue
         for node, group in nodes:
-            if group in IMAGE_GROUPS[kind] and load_one(tags, node):
+            wanted_here = kind in only if only else group in IMAGE_GROUPS[kind]
+            if wanted_here and load_one(tags, node):
                 loaded += 1
                 say(f"loaded {tags[0]} into {node}")
     say(f"lab {lab}: {loaded} image copies loaded in {time.monotonic() - t0:.0f}s")
 
 
 def prune() -> None:
-    """Remove cached tarballs of older recipes."""
+    """Remove cached tarballs and images of older recipes."""
     current = {tarball("debian").name, tarball("proxy-base").name}
     for tar in (CACHE / "images").glob("app-*.tar"):
         if tar.name not in current:
             tar.unlink()
             say(f"removed {tar}")
+    keep = {tag for tags in images().values() for tag in tags}
+    for repo in {tags[0].split(":", 1)[0] for tags in images().values()}:
+        out = run(["docker", "images", repo, "--format", "{{.Repository}}:{{.Tag}}"],
+                  capture_output=True, text=True).stdout.split()
+        old = [tag for tag in out if tag not in keep]
+        if old:
+            run(["docker", "rmi", *old], stdout=subprocess.DEVNULL)
+            say(f"removed {' '.join(old)}")
 
 
 def main() -> None:
@@ -290,7 +307,7 @@ def main() -> None:
     load_p.add_argument("--lab", default=os.environ.get("PICLUSTER_LAB", "lab"), help="lab name (default: lab)")
     load_p.add_argument("--image", action="append", default=[], help="only this image (debian, proxy-base, demo-web)")
     sub.add_parser("names", help="print each image's tags")
-    sub.add_parser("prune", help="remove cached tarballs of older recipes")
+    sub.add_parser("prune", help="remove cached tarballs and images of older recipes")
     args = parser.parse_args()
     try:
         if args.cmd == "build":
