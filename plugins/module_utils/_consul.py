@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import traceback
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urlencode, urlsplit
@@ -232,7 +233,12 @@ def _tls_reason(exc: Exception) -> str:
         return "the server does not speak TLS on this port (use scheme http?)"
     if "hostname" in lowered and "match" in lowered:
         return "the certificate does not match the host name"
-    return text
+    if "certificate required" in lowered:
+        return "Consul requires a client certificate (set client_cert and client_key, or CONSUL_CLIENT_CERT/KEY)"
+    if "unknown ca" in lowered or "bad certificate" in lowered:
+        return "Consul rejected the client certificate (not signed by a CA it trusts?)"
+    inner = re.search(r"\[SSL: [A-Z0-9_]+\] ([^(]+)", text)
+    return inner.group(1).strip() if inner else text
 
 
 class ConsulClient:

@@ -61,8 +61,8 @@ def test_acl_tokens(consul_acl_agent, kv_prefix, ansible):
     assert [m["hostname"] for m in run[8]["members"]] == ["acl-node"]
     assert "the ACL token is not known to Consul" in run[9]["msg"]
     assert run[10]["has_leader"] is True and run[10]["members"][0]["name"] == "acl"
-    assert "token" not in str(run[2].get("invocation", {}).get("module_args", {}).get("token", "")) or \
-        run[2]["invocation"]["module_args"]["token"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
+    # The token never appears in results.
+    assert agent.token not in run.stdout and reader not in run.stdout
 
 
 def test_tls_options_and_failures(consul_tls_agent, consul_agent, kv_prefix, ansible):
@@ -100,13 +100,11 @@ def test_tls_options_and_failures(consul_tls_agent, consul_agent, kv_prefix, ans
                                     "certificate verify failed")
     assert [m["hostname"] for m in run[4]["members"]] == ["tls-node"]
     assert run[5]["failed"] is True
-    assert f"Consul at {url} failed while reading {kv_prefix}/" in run[5]["msg"] or \
-        f"cannot reach Consul at {url}" in run[5]["msg"]
-    assert "client_cert" in run[5]["msg"] or "closed by the other side" in run[5]["msg"]
+    assert run[5]["msg"].startswith(f"TLS with Consul at {url} failed while reading {kv_prefix}/: Consul requires "
+                                    "a client certificate (set client_cert and client_key")
     http_url = url.replace("https://", "http://")
-    assert run[6]["msg"] == (f"Consul at {http_url} refused reading {kv_prefix}/: 400 Bad Request "
-                             "Client sent an HTTP request to an HTTPS server.; set scheme https") or \
-        "set scheme https" in run[6]["msg"]
+    assert run[6]["msg"] == (f"Consul at {http_url} refused reading {kv_prefix}/: "
+                             "Client sent an HTTP request to an HTTPS server.; set scheme https")
     assert run[7]["msg"].startswith(f"TLS with Consul at https://{consul_agent.http_addr} failed while reading")
     assert "the server does not speak TLS on this port (use scheme http?)" in run[7]["msg"]
     assert run[8]["msg"] == ("invalid Consul connection settings: client_cert /nonexistent/cert.pem does not exist "

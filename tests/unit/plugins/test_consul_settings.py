@@ -120,6 +120,10 @@ def test_connection_reasons(error, reason):
         ("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate in certificate chain "
          "(_ssl.c:1006)", "certificate verify failed (self-signed certificate in certificate chain)"),
         ("[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)", "does not speak TLS on this port"),
+        ("HTTPSConnectionPool(host='127.0.0.1', port=1): Max retries exceeded (Caused by SSLError(SSLError(1, "
+         "'[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required (_ssl.c:2580)')))",
+         "Consul requires a client certificate (set client_cert and client_key"),
+        ("Caused by SSLError(SSLError(1, '[SSL: SOMETHING_NEW] something new (_ssl.c:1)'))", "something new"),
     ],
 )
 def test_tls_reasons(error, reason):
