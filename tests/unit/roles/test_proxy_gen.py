@@ -166,3 +166,47 @@ def test_nginx_accepts_the_rendered_text(tmp_path):
         f"http {{ access_log off; include {tmp_path}/proxy.conf; }}\n")
     proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+class _FakeNginx:
+    """Stands in for the nginx process the generator supervises."""
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+
+    def poll(self):
+        return None
+
+    def send_signal(self, signum: int) -> None:
+        self.signals.append(signum)
+
+
+def _proxy(tmp_path, monkeypatch, nginx_ok: bool):
+    calls = []
+
+    def fake_run(argv, **_kw):
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, 0 if nginx_ok else 1, "", "" if nginx_ok else "bad config")
+
+    monkeypatch.setattr(gen.subprocess, "run", fake_run)
+    proxy = gen.Proxy(gen.Settings(config_path=str(tmp_path / "proxy.conf")), client=None)
+    proxy.nginx = _FakeNginx()
+    return proxy, calls
+
+
+def test_apply_reloads_only_when_the_text_changes(tmp_path, monkeypatch):
+    proxy, calls = _proxy(tmp_path, monkeypatch, nginx_ok=True)
+    assert proxy.apply("one\n") is True
+    assert proxy.apply("one\n") is False  # unchanged: no test, no reload
+    assert proxy.apply("two\n") is True
+    assert (tmp_path / "proxy.conf").read_text() == "two\n"
+    assert len(calls) == 2 and all(c[:2] == ["nginx", "-t"] for c in calls)
+    assert proxy.nginx.signals == [gen.signal.SIGHUP, gen.signal.SIGHUP]
+
+
+def test_apply_rolls_back_what_nginx_rejects(tmp_path, monkeypatch):
+    (tmp_path / "proxy.conf").write_text("good\n")
+    proxy, _calls = _proxy(tmp_path, monkeypatch, nginx_ok=False)
+    assert proxy.apply("broken\n") is False
+    assert (tmp_path / "proxy.conf").read_text() == "good\n"
+    assert proxy.nginx.signals == []
