@@ -67,6 +67,7 @@ def clean_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_LOCALHOST_WARNING="0",
         ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+        ANSIBLE_PIPELINING="1",  # no temporary module files per task: faster
         PATH=f"{BIN}:{env.get('PATH', '')}",
     )
     env.update(extra or {})
