@@ -56,7 +56,7 @@ def replicas_seen(want: int, max_requests: int = 60) -> tuple[set[str], set[str]
     ``want`` containers answered (each nginx worker keeps its own round
     robin, so a fixed count of requests could miss one)."""
     nodes, containers = set(), set()
-    for _ in range(max_requests):
+    for _request in range(max_requests):
         status, body, _headers = get(DEMO_HOST)
         assert status == 200, f"{DEMO_HOST} answered {status}: {body}"
         answer = json.loads(body)
@@ -143,7 +143,7 @@ def test_a_dead_task_is_retried_on_the_next_upstream():
     if not victim:
         pytest.skip("no demo task on node1 to kill")
     sh("node1", "docker", "kill", victim[0])
-    for _ in range(9):
+    for _request in range(9):
         status, body, _headers = get(DEMO_HOST)
         assert status == 200, f"a request failed while a task was dead: {status} {body}"
 

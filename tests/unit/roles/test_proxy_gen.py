@@ -63,7 +63,7 @@ def test_only_labelled_services_get_a_virtual_host():
 
 def test_port_defaults_to_80_and_hosts_split_on_commas():
     svc = service("s1", "site", {"picluster.proxy.host": "A.example, b.example,"})
-    vhosts, _ = gen.virtual_hosts([svc], [task("s1", "10.0.1.3")], "my-net")
+    vhosts, _problems = gen.virtual_hosts([svc], [task("s1", "10.0.1.3")], "my-net")
     assert [(v.host, v.servers) for v in vhosts] == [
         ("a.example", ("10.0.1.3:80",)), ("b.example", ("10.0.1.3:80",))]
 
@@ -71,7 +71,7 @@ def test_port_defaults_to_80_and_hosts_split_on_commas():
 def test_services_sharing_a_host_are_merged():
     blue = service("s1", "blue", {"picluster.proxy.host": "app.example"})
     green = service("s2", "green", {"picluster.proxy.host": "app.example", "picluster.proxy.port": "81"})
-    vhosts, _ = gen.virtual_hosts([blue, green], [task("s1", "10.0.1.3"), task("s2", "10.0.1.4")], "my-net")
+    vhosts, _problems = gen.virtual_hosts([blue, green], [task("s1", "10.0.1.3"), task("s2", "10.0.1.4")], "my-net")
     assert vhosts == [gen.VirtualHost("app.example", ("blue", "green"), ("10.0.1.3:80", "10.0.1.4:81"))]
 
 
