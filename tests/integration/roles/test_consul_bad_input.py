@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from _play import local_inventory, run_playbook
 
 PLAY = [{"name": "Consul", "hosts": "all", "gather_facts": False, "roles": ["picluster.swarm.consul"]}]

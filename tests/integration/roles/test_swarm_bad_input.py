@@ -57,12 +57,12 @@ def test_classic_containers_rendered(tmp_path):
     play = [{"name": "Classic", "hosts": "n1", "gather_facts": False, "tasks": [
         {"name": "Render", "ansible.builtin.include_role": {"name": "picluster.swarm.swarm_agent",
                                                             "tasks_from": "classic_facts.yml"},
-         "vars": {"swarm_node_address": "10.0.0.11", "swarm_consul_url": "10.0.0.10:8500",
+         "vars": {"swarm_agent_node_address": "10.0.0.11", "swarm_agent_consul_url": "10.0.0.10:8500",
                   "swarm_engine_port": 2375}},
         {"name": "Check", "ansible.builtin.assert": {"that": [
-            "swarm_classic_agent_container.command == ['join', '--addr=10.0.0.11:2375', 'consul://10.0.0.10:8500/']",
-            "swarm_classic_manager_container.command == ['manage', 'consul://10.0.0.10:8500/']",
-            "swarm_classic_manager_container.published_ports == ['1234:2375']",
-            "swarm_classic_agent_container.image == 'swarm:1.2.9'"]}}]}]
+            "swarm_agent_classic_agent_container.command == ['join', '--addr=10.0.0.11:2375', 'consul://10.0.0.10:8500/']",
+            "swarm_agent_classic_manager_container.command == ['manage', 'consul://10.0.0.10:8500/']",
+            "swarm_agent_classic_manager_container.published_ports == ['1234:2375']",
+            "swarm_agent_classic_agent_container.image == 'swarm:1.2.9'"]}}]}]
     rc, out = run_playbook(tmp_path, local_inventory(["m1"], ["n1"]), play)
     assert rc == 0, out
