@@ -33,7 +33,9 @@ lab-up: setup
 
 lab: lab-up
 	@python3 scripts/lab.py check --name $(LAB)
-	@if [ -f site.yml ]; then ansible-playbook -i $(LAB_INVENTORY) site.yml; fi
+	@python3 scripts/app_images.py load --lab $(LAB)
+	ansible-playbook -i $(LAB_INVENTORY) site.yml
+	ansible-playbook -i $(LAB_INVENTORY) playbooks/demo.yml
 	@bash scripts/lab-state.sh $(LAB)
 
 lab-status:
