@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) 2025 picluster.swarm developers
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -89,7 +88,7 @@ def bench_module_utils(agent: ConsulAgent, polls: int) -> Dict[str, Any]:
     client = ConsulClient(resolve_settings({"host": agent.url}, environ={}))
     times, requests_per_call = [], []
     members: List[Dict[str, Any]] = []
-    for _ in range(polls):
+    for _poll in range(polls):
         before = client.request_count
         started = time.perf_counter()
         members, _invalid = read_membership(client, PREFIX)
@@ -118,7 +117,7 @@ def bench_module(agent: ConsulAgent, runs: int, prefix: str = PREFIX) -> Dict[st
     with tempfile.TemporaryDirectory() as tmp:
         playbook = Path(tmp) / "bench.yml"
         playbook.write_text(json.dumps(play))
-        for _ in range(runs):
+        for _run in range(runs):
             started = time.perf_counter()
             proc = subprocess.run(
                 [str(venv_bin / "ansible-playbook"), "-i", "localhost,", str(playbook),

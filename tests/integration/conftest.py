@@ -231,8 +231,8 @@ class ConsulAgent:
         self.api("DELETE", "/v1/kv/" + prefix.strip("/") + "/", params={"recurse": "true"})
 
     def session_create(self, name: str = "test", ttl: str = "10s", behavior: str = "delete") -> str:
-        return self.api("PUT", "/v1/session/create", {"Name": name, "TTL": ttl, "Behavior": behavior,
-                                                       "LockDelay": "0s"})["ID"]
+        body = {"Name": name, "TTL": ttl, "Behavior": behavior, "LockDelay": "0s"}
+        return self.api("PUT", "/v1/session/create", body)["ID"]
 
     def session_destroy(self, session_id: str) -> None:
         self.api("PUT", "/v1/session/destroy/" + session_id)

@@ -8,11 +8,14 @@ from __future__ import annotations
 from ansible_runner import free_port, module_task
 
 
+def info(args):
+    return module_task("consul_cluster_info", args)
+
+
 def test_leader_peers_members_and_waiting(consul_agent, consul_factory, ansible):
     # A single server with a data dir, started without waiting: the module has to wait for its election.
     electing = consul_factory("electing", wait=False, dev=False)
     dead_port = free_port()
-    info = lambda args: module_task("consul_cluster_info", args)  # noqa: E731
     run = ansible.run([
         info(consul_agent.module_args()),  # 0
         dict(info(consul_agent.module_args()), check_mode=True),  # 1

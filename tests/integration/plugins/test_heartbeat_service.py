@@ -24,7 +24,7 @@ def client_for(agent):
 
 def member(agent, prefix, address):
     """The member as swarm_members sees it (module_utils, two requests), or None."""
-    members, _ = read_membership(client_for(agent), prefix)
+    members, _invalid = read_membership(client_for(agent), prefix)
     found = [m for m in members if m["address"] == address]
     return found[0] if found else None
 

@@ -34,7 +34,10 @@ def test_states_options_and_failures(consul_agent, kv_prefix, ansible):
     blackhole.bind(("127.0.0.1", 0))
     blackhole.listen(1)  # accepts connections, never answers
     dead_port = free_port()
-    task = lambda **kw: module_task("swarm_members", {**members(consul_agent, kv_prefix), **kw})  # noqa: E731
+
+    def task(**overrides):
+        return module_task("swarm_members", {**members(consul_agent, kv_prefix), **overrides})
+
     try:
         run = ansible.run([
             task(),  # 0

@@ -80,7 +80,7 @@ def test_bad_settings_exit_with_message(heartbeat_module, capsys, argv, message)
 
 def test_backoff_is_bounded(heartbeat_module):
     beat = heartbeat_module.heartbeat_from_args(["--address", "10.0.0.1:2375", "--ttl", "20"], {})
-    delays = [beat.next_delay(False) for _ in range(10)]
+    delays = [beat.next_delay(False) for _attempt in range(10)]
     assert delays[:4] == [1.0, 2.0, 4.0, 8.0]
     assert max(delays) == 10.0  # never longer than half a TTL
     assert beat.next_delay(True) == 10.0 and beat.failures == 0

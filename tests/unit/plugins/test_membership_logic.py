@@ -175,7 +175,7 @@ def test_collect_members_classifies_and_reports_invalid():
 def test_missing_members_and_unmet_wait():
     entries = [kv(PREFIX + "/10.0.0.1:2375", doc("10.0.0.1:2375", hostname="n1"), "s1"),
                kv(PREFIX + "/10.0.0.3:2375", doc("10.0.0.3:2375", age=40, hostname="n3"), "s3")]
-    members, _ = m.collect_members(PREFIX, entries, [session("s1"), session("s3")], now=NOW)
+    members, _invalid = m.collect_members(PREFIX, entries, [session("s1"), session("s3")], now=NOW)
     assert m.missing_members(members, ["n1", "10.0.0.1", "ghost", "n3"]) == [
         {"name": "ghost", "reason": "not registered"},
         {"name": "n3", "reason": "expired (last heartbeat 40 s ago, TTL 20 s)"},
