@@ -47,6 +47,7 @@ options:
   states:
     description:
       - Only list members in these states in RV(members). Empty means all (subject to O(include_expired)).
+      - Naming V(expired) here lists expired members even when O(include_expired=false).
     type: list
     elements: str
     choices: [alive, expiring, expired]
