@@ -206,7 +206,8 @@ invalid:
   elements: dict
   sample: [{"key": "docker/swarm/nodes/garbage", "reason": "'garbage' is not <ip>:<port>", "session": null}]
 waited:
-  description: Seconds spent waiting for O(wait_for_alive) or O(expected).
+  description: Seconds spent waiting for O(wait_for_alive) or O(expected) before the poll that met them (V(0) when the
+    first poll did).
   returned: success
   type: float
   sample: 4.1
@@ -276,12 +277,13 @@ def poll(module, client):
     started = time.monotonic()
     deadline = started + params["wait_timeout"]
     while True:
+        # Time waited before this poll: a wait met by the first poll waited 0 s.
+        waited = round(time.monotonic() - started, 1)
         members, invalid = run_module_step(module, read_membership, client, params["prefix"],
                                            params["expiring_fraction"])
         if not wants_wait:
             return members, invalid, 0.0
         unmet = unmet_wait(members, params["wait_for_alive"], params["expected"])
-        waited = round(time.monotonic() - started, 1)
         if unmet is None:
             return members, invalid, waited
         if time.monotonic() + params["wait_interval"] > deadline:
