@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """picluster-proxy-gen: nginx configuration from the swarm's labelled services.
 
 Runs inside the proxy container as its main process, next to nginx (which it
