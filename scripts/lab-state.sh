@@ -20,5 +20,17 @@ fi
 if [ -x "$VENV_DIR/bin/ansible-playbook" ] && [ -f "$PICLUSTER_ROOT/playbooks/lab-state.yml" ]; then
   echo; echo "== Consul membership (picluster.swarm.swarm_members)"
   ANSIBLE_CONFIG="$PICLUSTER_ROOT/ansible.cfg" "$VENV_DIR/bin/ansible-playbook" -i "$INVENTORY" \
-    "$PICLUSTER_ROOT/playbooks/lab-state.yml" 2>/dev/null | sed -n '/MSG/,/PLAY RECAP/p' | grep -v 'PLAY RECAP' || true
+    "$PICLUSTER_ROOT/playbooks/lab-state.yml" 2>&1 | sed -n '/msg: |-/,/^PLAY RECAP/p' | sed '1d;$d;s/^ *//;/^$/d' || true
+fi
+# The proxy on the master, and who answers behind it.
+addr=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$master")
+if docker exec "$master" docker inspect picluster-proxy >/dev/null 2>&1; then
+  echo; echo "== reverse proxy: http://$addr/ (route by Host header)"
+  if docker exec "$master" docker service inspect demo-web >/dev/null 2>&1; then
+    echo "   demo: curl -H 'Host: demo.picluster.lab' http://$addr/   answered, 9 requests, by:"
+    for _ in 1 2 3 4 5 6 7 8 9; do
+      curl -s -m 5 -H 'Host: demo.picluster.lab' "http://$addr/" || echo '(no answer)'
+      echo
+    done | grep -v '^$' | sort | uniq -c | sed 's/^/   /'
+  fi
 fi
