@@ -15,8 +15,6 @@ import time
 import urllib.error
 import urllib.request
 
-import pytest
-
 LAB = f"mol-{os.environ.get('MOLECULE_SCENARIO_NAME', 'proxy')}"
 DEMO_HOST = "demo.picluster.lab"
 SERVICE = "demo-web"
@@ -139,10 +137,11 @@ def test_scaling_changes_the_upstreams():
 def test_a_dead_task_is_retried_on_the_next_upstream():
     # Kill a task's container behind the orchestrator's back: until the proxy
     # resyncs, nginx still has its address and must retry the next server.
-    victim = sh("node1", "docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={SERVICE}").split()
-    if not victim:
-        pytest.skip("no demo task on node1 to kill")
-    sh("node1", "docker", "kill", victim[0])
+    tasks = {name: sh(name, "docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={SERVICE}").split()
+             for name in ("node1", "node2", "master")}
+    holder = next((name for name, ids in tasks.items() if ids), None)
+    assert holder, f"no running {SERVICE} task on any node: {tasks}"
+    sh(holder, "docker", "kill", tasks[holder][0])
     for _request in range(9):
         status, body, _headers = get(DEMO_HOST)
         assert status == 200, f"a request failed while a task was dead: {status} {body}"

@@ -157,7 +157,7 @@ def _nginx_command(conf_dir: Path) -> list[str] | None:
 def test_nginx_accepts_the_rendered_text(tmp_path):
     command = _nginx_command(tmp_path)
     if command is None:
-        pytest.skip("neither nginx nor the picluster/proxy-base image (scripts/app_images.py build) is here")
+        pytest.fail("neither nginx nor the picluster/proxy-base image is here: run scripts/setup.sh images")
     vhosts = [gen.VirtualHost("web.example", ("web",), ("10.0.1.3:8080",)),
               gen.VirtualHost("idle.example", ("idle",), ())]
     (tmp_path / "proxy.conf").write_text(gen.render(vhosts, gen.Settings(http_port=8089)))
