@@ -6,8 +6,10 @@ pull (``debian:bookworm-slim`` for the proxy, a small web app for the demo) are
 made here from one debootstrap of Debian bookworm:
 
 * ``picluster/debian:bookworm``: minbase + python3 and ca-certificates;
-* ``picluster/proxy-base``: the same plus nginx and python3-docker, the base
-  the ``reverse_proxy`` role builds its ``picluster/proxy`` image from;
+* ``picluster/proxy-base``: the same plus nginx, python3-docker and
+  python3-consul: the base the ``reverse_proxy`` role builds its
+  ``picluster/proxy`` image from, and the ``dashboard`` role its
+  ``picluster/dashboard`` image;
 * ``picluster/demo-web``: the base plus a tiny http.server app that answers
   with its node name and container name (``playbooks/demo.yml`` deploys it).
 
@@ -40,7 +42,7 @@ from pathlib import Path
 SUITE = "bookworm"
 MIRROR = os.environ.get("PICLUSTER_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 BASE_PACKAGES = ["python3", "ca-certificates"]
-PROXY_PACKAGES = ["nginx", "python3-docker", "python3-requests"]
+PROXY_PACKAGES = ["nginx", "python3-docker", "python3-requests", "python3-consul"]
 # Left out of the images: package lists are only needed to install more, and
 # an image that needs more runs `apt-get update` first anyway.
 TAR_EXCLUDES = ["./var/lib/apt/lists/*", "./var/cache/apt/*.bin"]

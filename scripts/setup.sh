@@ -7,7 +7,9 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-HOST_PACKAGES=(docker.io debootstrap iproute2 curl ca-certificates rsync shellcheck)
+# chromium: the dashboard test drives the page headless (Debian's, no download of its own);
+# fonts-dejavu-core gives its screenshots a font.
+HOST_PACKAGES=(docker.io debootstrap iproute2 curl ca-certificates rsync shellcheck chromium fonts-dejavu-core)
 
 step_packages() {
   local missing=()
