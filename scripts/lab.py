@@ -178,10 +178,12 @@ def write_inventory(nodes: list[Node], directory: Path, lab: str) -> None:
                 # No download in the lab: the consul role copies the binary we build.
                 "consul_binary_local_path": os.environ.get(
                     "PICLUSTER_CONSUL_BIN", "/var/cache/picluster/consul/consul-1.22.3"),
-                # No registry either: the proxy builds on the base image that
-                # scripts/app_images.py loads into the masters.
+                # No registry either: the proxy and the dashboard build on the
+                # base image that scripts/app_images.py loads into the masters.
                 "reverse_proxy_base_image": "picluster/proxy-base:latest",
                 "reverse_proxy_base_image_pull": False,
+                "dashboard_base_image": "picluster/proxy-base:latest",
+                "dashboard_base_image_pull": False,
             },
             "children": {"cluster": {"children": groups}},
         }
