@@ -34,3 +34,11 @@ if docker exec "$master" docker inspect picluster-proxy >/dev/null 2>&1; then
     done | grep -v '^$' | sort | uniq -c | sed 's/^/   /'
   fi
 fi
+# The dashboard, if the dashboard role ran.
+if docker exec "$master" docker service inspect picluster-dashboard >/dev/null 2>&1; then
+  echo; echo "== dashboard: http://dashboard.picluster.lab/ (through the proxy at $addr)"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 -H 'Host: dashboard.picluster.lab' "http://$addr/api/health" || true)
+  echo "   health: HTTP $code; user admin, password in $INVENTORY/pki/dashboard/admin"
+  echo "   in a browser on this machine: chromium --host-resolver-rules='MAP dashboard.picluster.lab $addr' http://dashboard.picluster.lab/"
+  echo "   or: curl -u admin:\$(cat $INVENTORY/pki/dashboard/admin) -H 'Host: dashboard.picluster.lab' http://$addr/api/cluster"
+fi

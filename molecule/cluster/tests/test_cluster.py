@@ -9,63 +9,22 @@ Tests run in file order; the drill comes last and leaves the cluster whole.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
-LAB = f"mol-{os.environ.get('MOLECULE_SCENARIO_NAME', 'cluster')}"
+from labtools import REPORTS, address, container, members, sh, state_of, swarm_nodes, wait_until
+from labtools import get as get_host
+
 HOSTS = ["master", "node1", "node2", "node3", "node4", "node5"]
 DEMO_HOST = "demo.picluster.lab"
 SERVICE = "demo-web"
 TTL = 10  # swarm_heartbeat_ttl in molecule.yml
-ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
-REPORT = ROOT / "build" / "reports" / "drill.json"
+REPORT = REPORTS / "drill.json"
 
 
-def container(host: str) -> str:
-    return f"picluster-{LAB}-{host}"
-
-
-def sh(host: str, *argv: str, check: bool = True, timeout: float = 60) -> str:
-    proc = subprocess.run(["docker", "exec", container(host), *argv], capture_output=True, text=True,
-                          timeout=timeout, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{host}: {' '.join(argv)} failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
-def address(host: str) -> str:
-    fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
-    return subprocess.run(["docker", "inspect", "-f", fmt, container(host)], capture_output=True, text=True,
-                          check=True).stdout.strip()
-
-
-def members() -> dict:
-    """swarm_members, run as a user would, against the master's Consul."""
-    proc = subprocess.run(
-        ["ansible", "localhost", "-i", "localhost,", "-c", "local", "-o", "-m", "picluster.swarm.swarm_members",
-         "-a", f"host={address('master')} include_expired=true", "-e", f"ansible_python_interpreter={sys.executable}"],
-        capture_output=True, text=True, timeout=60, check=False, cwd=ROOT,
-        env=dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1"),
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    # -o prints "localhost | SUCCESS => {...}", possibly followed by warnings.
-    result, _end = json.JSONDecoder().raw_decode(proc.stdout.split("=>", 1)[1].lstrip())
-    return result
-
-
-def state_of(result: dict, ip: str) -> str | None:
-    return next((m["state"] for m in result["members"] if m["ip"] == ip), None)
-
-
-def swarm_nodes() -> list[dict]:
-    out = sh("master", "docker", "node", "ls", "--format", "{{json .}}")
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
+def get(host_header: str = DEMO_HOST, timeout: float = 5) -> tuple[int, str]:
+    return get_host(host_header, timeout=timeout)
 
 
 def running_tasks() -> list[str]:
@@ -73,26 +32,6 @@ def running_tasks() -> list[str]:
     out = sh("master", "docker", "service", "ps", SERVICE, "--filter", "desired-state=running",
              "--format", "{{.Node}} {{.CurrentState}}")
     return [line.split()[0] for line in out.splitlines() if " Running " in f" {line} "]
-
-
-def get(host_header: str = DEMO_HOST, timeout: float = 5) -> tuple[int, str]:
-    req = urllib.request.Request(f"http://{address('master')}/", headers={"Host": host_header})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-    except OSError as err:
-        return 0, str(err)
-
-
-def wait_until(what: str, predicate, limit: float, interval: float = 1.0) -> float:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < limit:
-        if predicate():
-            return time.monotonic() - t0
-        time.sleep(interval)
-    raise AssertionError(f"{what} did not happen within {limit:.0f}s")
 
 
 def test_six_swarm_nodes_ready():
