@@ -164,6 +164,9 @@ def test_page_shows_the_cluster_a_stopped_node_turns_expired_and_stale_data_is_m
             _ok, report["stale_shown_s"] = page.wait_for("document.body.dataset.stale === 'true'", limit=30)
             banner = page.evaluate("document.getElementById('banner').textContent")
             assert "what you see is old" in banner, banner
+            # Countdowns froze with the data: losing the app expires no node.
+            states = page.evaluate("Array.from(document.querySelectorAll('article.node')).map(c => c.dataset.state)")
+            assert "expired" not in states, states
             page.screenshot(REPORTS / "dashboard-stale.png")
         finally:
             sh("master", "docker", "service", "scale", "-d", "picluster-dashboard=1")
