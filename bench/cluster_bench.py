@@ -464,6 +464,22 @@ def members_section() -> str:
     )
 
 
+def lever_effect(results: Dict[str, Any]) -> str:
+    """The idempotent run with and without the fact levers, per size, with the loads during each."""
+    parts = []
+    for key in sorted(results["sizes"], key=int):
+        idem = results["sizes"][key].get("idempotent", {})
+        base = results["sizes"][key].get("idempotent_default_gathering", {})
+        if "wall_s" in idem and "wall_s" in base:
+            saved = base["wall_s"] - idem["wall_s"]
+            parts.append(
+                f"{key} node{'s' if key != '1' else ''}: {abs(saved):.0f} s ({abs(saved) / base['wall_s']:.0%}) "
+                f"{'faster' if saved >= 0 else 'slower'} with them (load {idem['load_1m_start']}-{idem['load_1m_end']}"
+                f" against {base['load_1m_start']}-{base['load_1m_end']})"
+            )
+    return "; ".join(parts) or "not measured (--no-baseline)"
+
+
 def write_doc(results: Dict[str, Any]) -> None:
     mach, settings = results["machine"], results["settings"]
     levers = settings["levers"]
@@ -525,10 +541,11 @@ Speed levers: {levers}
 
 Most of a run's time is one `docker exec` round trip per task and host (about 190 tasks on the master,
 about 100 on each node): the idempotent run does nearly all the work of the cold one except the changes,
-which is why it is not much faster. Gathering facts once per run instead of once per play saves only a
-few seconds here (compare the two idempotent columns), so `site.yml` and `ansible.cfg` keep Ansible's
-default gathering: the base role changes hostnames and addresses, and facts gathered or cached before
-that would be stale for the later plays on a real Pi. To use the levers on your own runs:
+which is why it is not much faster. The fact levers against default gathering, second run: {lever_effect(results)}.
+The difference is no larger than what the machine's load does to the same run, so `site.yml` and
+`ansible.cfg` keep Ansible's default gathering: the base role changes hostnames and addresses, and
+facts gathered or cached before that would be stale for the later plays on a real Pi.
+To use the levers on your own runs:
 `ANSIBLE_GATHERING=smart ANSIBLE_CACHE_PLUGIN=jsonfile ANSIBLE_CACHE_PLUGIN_CONNECTION=build/facts`.
 
 ## swarm_members at scale (`bench/swarm_members_bench.py`)
