@@ -132,6 +132,12 @@ def test_page_shows_the_cluster_a_stopped_node_turns_expired_and_stale_data_is_m
         time.sleep(0.5)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         page.screenshot(REPORTS / "dashboard-phone.png")
+        # A projector: the same grid, larger type, still no sideways scrolling.
+        page.resize(1920, 1080)
+        time.sleep(0.5)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1920
+        assert page.evaluate("parseFloat(getComputedStyle(document.documentElement).fontSize)") > 16
+        page.screenshot(REPORTS / "dashboard-projector.png")
         page.resize(1280, 900)
 
         page.evaluate("window.__picluster_same_page = 'yes'")
