@@ -39,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from rootfs import chroot_install
+
 SUITE = "bookworm"
 MIRROR = os.environ.get("PICLUSTER_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 BASE_PACKAGES = ["python3", "ca-certificates"]
@@ -89,7 +91,8 @@ CMD ["python3", "-u", "/srv/app.py"]
 def recipe() -> str:
     """Hash of what goes into the images, not of this script's plumbing."""
     parts = [SUITE, BASE_PACKAGES, PROXY_PACKAGES, DEMO_APP, DEMO_DOCKERFILE, TAR_EXCLUDES,
-             inspect.getsource(prepare_rootfs), inspect.getsource(chroot_install)]
+             inspect.getsource(prepare_rootfs), inspect.getsource(chroot_install),
+             inspect.getsource(tidy_nginx)]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:12]
 
 
@@ -157,23 +160,8 @@ def prepare_rootfs(rootfs: Path) -> None:
         (rootfs / doc).mkdir(parents=True, exist_ok=True)
 
 
-def chroot_install(rootfs: Path, packages: list[str]) -> None:
-    """Install packages into the tree without starting their services."""
-    policy = rootfs / "usr/sbin/policy-rc.d"
-    policy.write_text("#!/bin/sh\nexit 101\n")
-    policy.chmod(0o755)
-    shutil.copy("/etc/resolv.conf", rootfs / "etc/resolv.conf")
-    proc = rootfs / "proc"
-    run(["mount", "-t", "proc", "proc", str(proc)])
-    try:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        run(["chroot", str(rootfs), "apt-get", "install", "-y", "-q",
-             "--no-install-recommends", *packages], env=env, stdout=subprocess.DEVNULL)
-        run(["chroot", str(rootfs), "apt-get", "clean"])
-    finally:
-        run(["umount", str(proc)])
-        policy.unlink()
-    # nginx's own defaults: a site we replace, logs the container should show.
+def tidy_nginx(rootfs: Path) -> None:
+    """nginx's own defaults: a site we replace, logs the container should show."""
     default_site = rootfs / "etc/nginx/sites-enabled/default"
     if default_site.is_symlink() or default_site.exists():
         default_site.unlink()
@@ -201,6 +189,7 @@ def make_rootfs_tarballs() -> None:
         tar_rootfs(rootfs, tarball("debian"))
         say("installing " + " ".join(PROXY_PACKAGES))
         chroot_install(rootfs, PROXY_PACKAGES)
+        tidy_nginx(rootfs)
         prepare_rootfs(rootfs)
         tar_rootfs(rootfs, tarball("proxy-base"))
 

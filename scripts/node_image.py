@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from rootfs import chroot_install
+
 SUITE = "bookworm"
 MIRROR = os.environ.get("PICLUSTER_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 BASE_PACKAGES = [
@@ -109,24 +111,6 @@ def prepare_rootfs(rootfs: Path) -> None:
     (rootfs / "etc/apt/sources.list").write_text(
         f"deb {MIRROR} {SUITE} main\ndeb {MIRROR} {SUITE}-updates main\n"
     )
-
-
-def chroot_install(rootfs: Path, packages: list[str]) -> None:
-    """Install packages into the tree without starting their services."""
-    policy = rootfs / "usr/sbin/policy-rc.d"
-    policy.write_text("#!/bin/sh\nexit 101\n")
-    policy.chmod(0o755)
-    shutil.copy("/etc/resolv.conf", rootfs / "etc/resolv.conf")
-    proc = rootfs / "proc"
-    run(["mount", "-t", "proc", "proc", str(proc)])
-    try:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        run(["chroot", str(rootfs), "apt-get", "install", "-y", "-q",
-             "--no-install-recommends", *packages], env=env, stdout=subprocess.DEVNULL)
-        run(["chroot", str(rootfs), "apt-get", "clean"])
-    finally:
-        run(["umount", str(proc)])
-        policy.unlink()
 
 
 def build() -> None:
