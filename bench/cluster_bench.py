@@ -480,9 +480,22 @@ def lever_effect(results: Dict[str, Any]) -> str:
     return "; ".join(parts) or "not measured (--no-baseline)"
 
 
+def site_plays() -> int:
+    """Plays in site.yml now (each starts with a top-level `- name:`)."""
+    return len(re.findall(r"^- name:", (ROOT / "site.yml").read_text(), re.M))
+
+
 def write_doc(results: Dict[str, Any]) -> None:
     mach, settings = results["machine"], results["settings"]
     levers = settings["levers"]
+    # Results from before this setting was recorded were taken with 7 plays.
+    plays_then, plays_now = settings.get("site_yml_plays", 7), site_plays()
+    plays_note = (
+        f"\n\nThese figures were taken when `site.yml` had {plays_then} plays; it has {plays_now} now "
+        "(the `dashboard` play came after them). Run `make bench` again for current figures."
+        if plays_then != plays_now
+        else ""
+    )
     doc = f"""# Benchmarks
 
 Benchmarks, not tests: they measure and write figures, they do not pass or
@@ -510,7 +523,7 @@ Measured {results["updated"]} on {mach["cpu_model"]}, {mach["cpus"]} CPUs, {mach
 {mach["os"]}, kernel {mach["kernel"]}, Docker {mach["docker_server"]} (the node images run Debian's
 docker.io 20.10 inside), {mach["ansible"]}, Python {mach["python"]}. The machine was shared: other
 labs and molecule scenarios ran at the same time, so the load averages are part of the figures; read
-the times as upper bounds. Consul heartbeat TTL {settings["swarm_heartbeat_ttl_s"]} s.
+the times as upper bounds. Consul heartbeat TTL {settings["swarm_heartbeat_ttl_s"]} s.{plays_note}
 
 {table(results)}
 
@@ -595,7 +608,7 @@ def main() -> int:
     if args.levers:
         levers += [
             "fact gathering `smart` (ANSIBLE_GATHERING, set by the bench): each host's facts are gathered "
-            "once per run, not once per play (site.yml has 7 plays)",
+            f"once per run, not once per play (site.yml has {site_plays()} plays)",
             "fact cache `jsonfile` under build/bench/benchN/facts (ANSIBLE_CACHE_PLUGIN*, set by the bench, "
             "emptied before the cold run): the second run gathers nothing",
         ]
@@ -606,6 +619,7 @@ def main() -> int:
         "fact_gathering": "smart" if args.levers else "implicit (default)",
         "fact_caching": "jsonfile" if args.levers else "memory (default)",
         "levers": "; ".join(levers) + ".",
+        "site_yml_plays": site_plays(),
     }
 
     previous: Dict[str, Any] = {}
