@@ -324,6 +324,7 @@ def measure(size: int, args: argparse.Namespace, base_env: Dict[str, str]) -> Di
         "nodes": size,
         "hosts": len(lab.hosts),
         "lab": lab.name,
+        "site_yml_plays": site_plays(),
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     t_all = time.monotonic()
@@ -488,13 +489,14 @@ def site_plays() -> int:
 def write_doc(results: Dict[str, Any]) -> None:
     mach, settings = results["machine"], results["settings"]
     levers = settings["levers"]
-    # Results from before this setting was recorded were taken with 7 plays.
-    plays_then, plays_now = settings.get("site_yml_plays", 7), site_plays()
+    # Sizes measured before the play count was recorded were taken with 7 plays.
+    plays_now = site_plays()
+    older = sorted((k for k, r in results["sizes"].items() if r.get("site_yml_plays", 7) != plays_now), key=int)
     plays_note = (
-        f"\n\nThese figures were taken when `site.yml` had {plays_then} plays; it has {plays_now} now "
-        "(the `dashboard` play came after them). Run `make bench` again for current figures."
-        if plays_then != plays_now
-        else ""
+        f"\n\nThe figures for {', '.join(older)} node(s) were taken with an older `site.yml` (fewer plays than "
+        f"its {plays_now} now: the `dashboard` play came after them). Run `make bench` again for current figures."
+        if older
+        else f"\n\nEvery size ran the current `site.yml` ({plays_now} plays, the dashboard included)."
     )
     doc = f"""# Benchmarks
 
@@ -619,7 +621,6 @@ def main() -> int:
         "fact_gathering": "smart" if args.levers else "implicit (default)",
         "fact_caching": "jsonfile" if args.levers else "memory (default)",
         "levers": "; ".join(levers) + ".",
-        "site_yml_plays": site_plays(),
     }
 
     previous: Dict[str, Any] = {}
