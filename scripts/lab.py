@@ -106,12 +106,25 @@ def existing(name: str) -> list[Node]:
     return sorted(found, key=lambda n: n.address)
 
 
-def ensure_network(name: str, subnet: str) -> str:
+def ensure_network(name: str, subnet: str, pinned: bool) -> tuple[str, str]:
+    """The lab's bridge network and its subnet. A derived subnet that another
+    lab already uses (two names can hash alike) moves to the next free /24;
+    a subnet given with --subnet does not."""
     net = f"picluster-{name}"
-    if docker("network", "inspect", net, check=False).returncode == 0:
-        return net
-    docker("network", "create", "--driver", "bridge", "--subnet", subnet, "--label", f"{LABEL}={name}", net)
-    return net
+    probe = docker("network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", net, check=False)
+    if probe.returncode == 0:
+        return net, probe.stdout.strip()
+    candidate = ipaddress.ip_network(subnet)
+    for _attempt in range(1 if pinned else 200):
+        made = docker("network", "create", "--driver", "bridge", "--subnet", str(candidate),
+                      "--label", f"{LABEL}={name}", net, check=False)
+        if made.returncode == 0:
+            return net, str(candidate)
+        if "overlap" not in made.stderr.lower():
+            raise LabError(f"`docker network create {net}` failed: {made.stderr.strip()}")
+        third = (int(candidate.network_address) >> 8 & 0xFF) - 20
+        candidate = ipaddress.ip_network(f"10.213.{(third + 1) % 200 + 20}.0/24")
+    raise LabError(f"no free /24 for lab '{name}' (tried from {subnet}); remove old labs (`lab.py down`) or pass --subnet")
 
 
 def start_node(node: Node, image: str, network: str) -> None:
@@ -210,14 +223,14 @@ def cmd_up(args: argparse.Namespace) -> None:
     image = subprocess.run(name_cmd, capture_output=True, text=True, check=True).stdout.strip()
     if docker("image", "inspect", image, check=False).returncode != 0:
         raise LabError(f"node image {image} is not built; run scripts/setup.sh images")
-    subnet = args.subnet or default_subnet(args.name)
-    nodes = plan(args.name, args.masters, args.nodes, subnet)
     have = {n.hostname for n in existing(args.name)}
-    extra = have - {n.hostname for n in nodes}
+    wanted = {n.hostname for n in plan(args.name, args.masters, args.nodes, args.subnet or default_subnet(args.name))}
+    extra = have - wanted
     if extra:
         raise LabError(f"lab '{args.name}' already has hosts {sorted(extra)} not in this plan; "
                        f"run `lab.py down --name {args.name}` first")
-    network = ensure_network(args.name, subnet)
+    network, subnet = ensure_network(args.name, args.subnet or default_subnet(args.name), bool(args.subnet))
+    nodes = plan(args.name, args.masters, args.nodes, subnet)
     print(f"==> lab {args.name}: {len(nodes)} nodes on {network} ({subnet}) from {image}")
     for n in nodes:
         start_node(n, image, network)

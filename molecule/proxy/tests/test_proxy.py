@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 
-LAB = f"mol-{os.environ.get('MOLECULE_SCENARIO_NAME', 'proxy')}"
+LAB = f"{os.environ.get('PICLUSTER_LAB_PREFIX', '')}mol-{os.environ.get('MOLECULE_SCENARIO_NAME', 'proxy')}"
 DEMO_HOST = "demo.picluster.lab"
 SERVICE = "demo-web"
 PROXY = "picluster-proxy"
