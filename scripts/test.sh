@@ -25,7 +25,9 @@ stage_lint() {
 stage_sanity() {
   # ansible-test wants the tree at ansible_collections/<ns>/<name>; a copy in
   # the cache keeps its per-test virtualenvs between runs.
-  local top="$PICLUSTER_CACHE/sanity/ansible_collections/picluster/swarm"
+  # One copy per checkout, so two worktrees can run sanity at once.
+  local top
+  top="$PICLUSTER_CACHE/sanity/$(printf '%s' "$PICLUSTER_ROOT" | sha256sum | cut -c1-8)/ansible_collections/picluster/swarm"
   mkdir -p "$top"
   # Sanity-test exactly what ships: galaxy.yml's build_ignore decides.
   "$VENV_DIR/bin/python" -c 'import sys, yaml; print("\n".join(yaml.safe_load(open("galaxy.yml"))["build_ignore"]))' \
