@@ -7,9 +7,9 @@
 Layout (classic swarm's): the key ``<prefix>/<ip>:<port>`` (default prefix
 ``docker/swarm/nodes``) is held by a Consul session with a TTL (behaviour
 ``delete``), and its value is a small JSON document (see :func:`build_document`).
-The node-side heartbeat (roles/swarm_agent/files/picluster-heartbeat.py) writes
-the same document with the standard library only; a unit test keeps the two in
-step.
+The node-side heartbeat (roles/swarm_agent/files/picluster-heartbeat.py)
+imports this file, installed beside it by the swarm_agent role: keep it to the
+Python standard library.
 
 Nothing here talks to Consul: these functions take what Consul returned (a
 recursive KV read and a session listing) and say who is alive. That keeps the

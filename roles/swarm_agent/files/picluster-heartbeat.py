@@ -11,9 +11,11 @@ destroyed) or the key, it creates a new session and acquires the key again.
 When Consul cannot be reached it retries with a bounded backoff. On SIGTERM or
 SIGINT it destroys its session and deletes its key, so the node leaves at once.
 
-Python standard library only: a bare Pi needs nothing extra. The document has
-the same fields as the picluster.swarm.swarm_registration module writes
-(tests/unit/plugins/test_heartbeat.py keeps them in step).
+Python standard library only: a bare Pi needs nothing extra. The member
+document and its rules come from the collection's own
+plugins/module_utils/_membership.py (standard library only too), which the
+swarm_agent role installs beside this script: the heartbeat and the
+picluster.swarm modules write one format from one source.
 
 Settings (flag, or environment variable):
   --consul       CONSUL_HTTP_ADDR      Consul HTTP API, host:port or http(s)://host:port (127.0.0.1:8500)
@@ -51,7 +53,6 @@ A systemd unit (the swarm_agent role installs its own from a template):
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import signal
@@ -60,70 +61,31 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple
 
-DEFAULT_PREFIX = "docker/swarm/nodes"
-DEFAULT_TTL = 20
-MIN_TTL = 10
-MAX_TTL = 86400
-SCHEMA_VERSION = 1
-SESSION_NAME_FORMAT = "swarm-member {address}"
+# Installed beside this script (Python puts the script's directory first on sys.path).
+from _membership import (
+    DEFAULT_PREFIX,
+    DEFAULT_TTL,
+    MAX_TTL,
+    MIN_TTL,
+    SESSION_NAME_FORMAT,
+    build_document,
+    encode_document,
+    member_key,
+    validate_address,
+)
+
 MAX_BACKOFF = 30.0
 
 
 def log(message: str) -> None:
     stamp = datetime.now(tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     print(f"{stamp} picluster-heartbeat: {message}", flush=True)
-
-
-# -- the document ------------------------------------------------------------
-
-
-def canonical_address(address: str) -> str:
-    """Return 'ip:port' (IPv6 as '[ip]:port'); raise ValueError otherwise."""
-    host, sep, port = (address or "").strip().rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{address!r} is not <ip>:<port>")
-    ip = ipaddress.ip_address(host.strip("[]"))
-    return f"[{ip}]:{int(port)}" if ip.version == 6 else f"{ip}:{int(port)}"
-
-
-def iso_time(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def build_document(
-    address: str,
-    *,
-    hostname: str,
-    role: str,
-    engine_version: str,
-    labels: Dict[str, str],
-    ttl: int,
-    heartbeat: Optional[float] = None,
-) -> Dict[str, Any]:
-    """The member document; same fields as plugins/module_utils/_membership.py build_document."""
-    beat = round(time.time() if heartbeat is None else heartbeat, 3)
-    return {
-        "schema": SCHEMA_VERSION,
-        "address": canonical_address(address),
-        "hostname": hostname or "",
-        "role": role or "",
-        "engine_version": engine_version or "",
-        "labels": {str(k): str(v) for k, v in (labels or {}).items()},
-        "ttl": int(ttl),
-        "heartbeat": beat,
-        "heartbeat_iso": iso_time(beat),
-    }
-
-
-def encode_document(document: Dict[str, Any]) -> str:
-    return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
 
 # -- Consul over urllib ----------------------------------------------------
@@ -357,13 +319,14 @@ def heartbeat_from_args(argv: Optional[List[str]] = None, environ: Optional[Dict
     parser = build_parser(dict(os.environ if environ is None else environ))
     args = parser.parse_args(argv)
     try:
-        address = canonical_address(args.address)
-    except ValueError:
-        parser.error(f"--address (HEARTBEAT_ADDRESS) must be this node's <ip>:<port>, got {args.address!r}")
+        address = validate_address(args.address)
+    except ValueError as exc:
+        parser.error(f"--address (HEARTBEAT_ADDRESS) must be this node's <ip>:<port>, got {args.address!r}: {exc}")
     if not MIN_TTL <= args.ttl <= MAX_TTL:
         parser.error(f"--ttl must be between {MIN_TTL} and {MAX_TTL} seconds (Consul's limits)")
-    prefix = args.prefix.strip().strip("/")
-    if not prefix:
+    try:
+        key = member_key(args.prefix, address)
+    except ValueError:
         parser.error("--prefix must not be empty")
     try:
         labels = parse_labels(args.label)
@@ -373,7 +336,7 @@ def heartbeat_from_args(argv: Optional[List[str]] = None, environ: Optional[Dict
     engine = docker_engine_version() if args.engine_version == "auto" else args.engine_version
     consul = Consul(base_url, token=args.token, ca_file=args.ca_file, timeout=args.timeout)
     fields = {"hostname": args.hostname, "role": args.role, "engine_version": engine, "labels": labels}
-    return Heartbeat(consul, f"{prefix}/{address}", address, args.ttl, fields)
+    return Heartbeat(consul, key, address, args.ttl, fields)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

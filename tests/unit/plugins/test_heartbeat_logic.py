@@ -1,49 +1,36 @@
 # Copyright (c) 2025 picluster.swarm developers
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The node-side heartbeat: its document matches the module's, its settings and its retry logic.
+"""The node-side heartbeat: its settings and its retry logic.
 
-The heartbeat cannot import module_utils on a bare Pi, so it keeps its own copy
-of the document builder; these tests keep the two identical.
+Its member document is the collection's own (_membership.py, installed beside
+the script), so there is no second copy to keep in step.
 """
 
 from __future__ import annotations
 
+import ast
 import json
+import sys
+from pathlib import Path
 
 import pytest
 from ansible_collections.picluster.swarm.plugins.module_utils import _membership as m
 
-FIELDS = {"hostname": "node1", "role": "worker", "engine_version": "20.10.24", "labels": {"arch": "armv7l", "n": 2}}
+
+def test_document_is_the_collections(heartbeat_module):
+    """What the heartbeat writes is a valid member for the modules' parser."""
+    beat = heartbeat_module.heartbeat_from_args(["--address", "10.0.0.11:2375", "--hostname", "node1"], {})
+    assert m.parse_value("10.0.0.11:2375", beat.document())["hostname"] == "node1"
 
 
-def test_document_identical_to_swarm_registration(heartbeat_module):
-    ours = heartbeat_module.build_document("10.0.0.11:2375", ttl=20, heartbeat=1_800_000_000.5, **FIELDS)
-    theirs = m.build_document("10.0.0.11:2375", ttl=20, heartbeat=1_800_000_000.5, **FIELDS)
-    assert ours == theirs
-    assert tuple(ours) == m.DOCUMENT_FIELDS
-    assert heartbeat_module.encode_document(ours) == m.encode_document(theirs)
-    # What the heartbeat writes is a valid member for the shared parser.
-    assert m.parse_value("10.0.0.11:2375", heartbeat_module.encode_document(ours))["hostname"] == "node1"
-
-
-def test_shared_constants(heartbeat_module):
-    assert heartbeat_module.SESSION_NAME_FORMAT == m.SESSION_NAME_FORMAT
-    assert heartbeat_module.DEFAULT_PREFIX == m.DEFAULT_PREFIX
-    assert heartbeat_module.DEFAULT_TTL == m.DEFAULT_TTL
-    assert heartbeat_module.SCHEMA_VERSION == m.SCHEMA_VERSION
-    assert (heartbeat_module.MIN_TTL, heartbeat_module.MAX_TTL) == (m.MIN_TTL, m.MAX_TTL)
-
-
-@pytest.mark.parametrize("address", ["10.0.0.1:2375", "[::1]:2376", "10.0.0.1", "x:1", "10.0.0.1:0"])
-def test_canonical_address_agrees_with_module_utils(heartbeat_module, address):
-    try:
-        expected = m.validate_address(address)
-    except m.InvalidEntry:
-        with pytest.raises(ValueError):
-            heartbeat_module.canonical_address(address)
-    else:
-        assert heartbeat_module.canonical_address(address) == expected
+def test_membership_code_is_standard_library_only():
+    """The heartbeat runs on a bare Pi with _membership.py beside it: nothing outside the standard library."""
+    tree = ast.parse(Path(m.__file__).read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported <= set(sys.stdlib_module_names), imported - set(sys.stdlib_module_names)
 
 
 def test_settings_from_flags_and_environment(heartbeat_module):
