@@ -26,6 +26,7 @@ author:
   - picluster.swarm developers (@picluster)
 extends_documentation_fragment:
   - picluster.swarm.consul
+  - picluster.swarm.consul.module
 attributes:
   check_mode:
     support: full
@@ -220,15 +221,8 @@ http_requests:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.picluster.swarm.plugins.module_utils._consul import (
-    CONSUL_ARGUMENT_SPEC,
-    CONSUL_IMPORT_ERROR,
-    REQUIRED_LIB,
-    acl_hint,
-    client_from_params,
-    run_module_step,
-)
+from ansible_collections.picluster.swarm.plugins.module_utils._consul import acl_hint
+from ansible_collections.picluster.swarm.plugins.module_utils._consul_module import ConsulModule
 from ansible_collections.picluster.swarm.plugins.module_utils._membership import (
     DEFAULT_EXPIRING_FRACTION,
     DEFAULT_PREFIX,
@@ -242,45 +236,42 @@ from ansible_collections.picluster.swarm.plugins.module_utils._membership import
 )
 
 
-def argument_spec():
-    spec = dict(CONSUL_ARGUMENT_SPEC)
-    spec.update(
-        prefix=dict(type="str", default=DEFAULT_PREFIX),
-        include_expired=dict(type="bool", default=False),
-        states=dict(type="list", elements="str", choices=list(STATES), default=[]),
-        expiring_fraction=dict(type="float", default=DEFAULT_EXPIRING_FRACTION),
-        wait_for_alive=dict(type="int", default=0),
-        expected=dict(type="list", elements="str", default=[]),
-        wait_timeout=dict(type="int", default=60),
-        wait_interval=dict(type="float", default=1.0),
-    )
-    return spec
+ARGUMENT_SPEC = dict(
+    prefix=dict(type="str", default=DEFAULT_PREFIX),
+    include_expired=dict(type="bool", default=False),
+    states=dict(type="list", elements="str", choices=list(STATES), default=[]),
+    expiring_fraction=dict(type="float", default=DEFAULT_EXPIRING_FRACTION),
+    wait_for_alive=dict(type="int", default=0),
+    expected=dict(type="list", elements="str", default=[]),
+    wait_timeout=dict(type="int", default=60),
+    wait_interval=dict(type="float", default=1.0),
+)
 
 
 def check_params(module):
     params = module.params
     if not 0 < params["expiring_fraction"] < 1:
-        module.fail_json(msg="expiring_fraction must be between 0 and 1, got {}".format(params["expiring_fraction"]))
+        module.fail("expiring_fraction must be between 0 and 1, got {}".format(params["expiring_fraction"]))
     for name in ("wait_for_alive", "wait_timeout"):
         if params[name] < 0:
-            module.fail_json(msg=f"{name} must be 0 or more, got {params[name]}")
+            module.fail(f"{name} must be 0 or more, got {params[name]}")
     if params["wait_interval"] <= 0:
-        module.fail_json(msg="wait_interval must be a positive number of seconds")
+        module.fail("wait_interval must be a positive number of seconds")
     if not params["prefix"].strip().strip("/"):
-        module.fail_json(msg=f"the membership prefix must not be empty (default: {DEFAULT_PREFIX})")
+        module.fail(f"the membership prefix must not be empty (default: {DEFAULT_PREFIX})")
 
 
-def poll(module, client):
+def poll(module):
     """Poll until the wait is satisfied or times out; return (members, invalid, waited)."""
     params = module.params
+    client = module.client
     wants_wait = params["wait_for_alive"] > 0 or bool(params["expected"])
     started = time.monotonic()
     deadline = started + params["wait_timeout"]
     while True:
         # Time waited before this poll: a wait met by the first poll waited 0 s.
         waited = round(time.monotonic() - started, 1)
-        members, invalid = run_module_step(module, read_membership, client, params["prefix"],
-                                           params["expiring_fraction"])
+        members, invalid = module.run(read_membership, client, params["prefix"], params["expiring_fraction"])
         if not wants_wait:
             return members, invalid, 0.0
         unmet = unmet_wait(members, params["wait_for_alive"], params["expected"])
@@ -288,8 +279,8 @@ def poll(module, client):
             return members, invalid, waited
         if time.monotonic() + params["wait_interval"] > deadline:
             hint = acl_hint(client, "seeing no members") if not members else None
-            module.fail_json(
-                msg=f"swarm membership under {normalize_prefix(params['prefix'])} is not ready after {waited:.0f} s: "
+            module.fail(
+                f"swarm membership under {normalize_prefix(params['prefix'])} is not ready after {waited:.0f} s: "
                 f"{unmet}" + (f"; {hint}" if hint else ""),
                 members=members,
                 counts=count_states(members),
@@ -308,17 +299,15 @@ def shown_members(members, params):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if CONSUL_IMPORT_ERROR is not None:
-        module.fail_json(msg=missing_required_lib(REQUIRED_LIB), exception=CONSUL_IMPORT_ERROR)
+    module = ConsulModule(ARGUMENT_SPEC)
     check_params(module)
-    client = run_module_step(module, client_from_params, module.params)
-    members, invalid, waited = poll(module, client)
+    members, invalid, waited = poll(module)
     params = module.params
+    client = module.client
     hint = acl_hint(client, f"an empty {normalize_prefix(params['prefix'])}") if not members and not invalid else None
     if hint:
         module.warn(hint)
-    module.exit_json(
+    module.exit(
         changed=False,
         members=shown_members(members, params),
         counts=count_states(members),
