@@ -20,6 +20,8 @@ stage_lint() {
   ruff check . || return 1
   shellcheck -x scripts/*.sh .ci/run || return 1
   ansible-lint --offline --profile production -q || return 1
+  # Each role's defaults/main.yml and meta/argument_specs.yml agree; roles include only entry points.
+  python3 tests/lint/role_arguments.py || return 1
 }
 
 stage_sanity() {
