@@ -92,8 +92,8 @@ def test_every_role_entry_point_resolves_by_fqcn(installed, tmp_path):
 def test_site_playbook_runs_by_fqcn(installed, tmp_path):
     """playbooks/site.yml ships as picluster.swarm.site: the whole cluster without the checkout."""
     inventory = tmp_path / "hosts.yml"
-    inventory.write_text(yaml.safe_dump({"all": {"children": {"masters": {"hosts": {"m1": {}}},
-                                                               "nodes": {"hosts": {"n1": {}}}}}}))
+    groups = {"masters": {"hosts": {"m1": {}}}, "nodes": {"hosts": {"n1": {}}}}
+    inventory.write_text(yaml.safe_dump({"all": {"children": groups}}))
     out = _run(["ansible-playbook", "-i", str(inventory), "picluster.swarm.site", "--list-tags"],
                env=installed["env"], cwd=tmp_path)
     for tag in ("base", "docker", "consul", "swarm", "overlay", "proxy", "dashboard"):
