@@ -23,26 +23,20 @@ extends_documentation_fragment:
   - constructed
   - picluster.swarm.consul
   - picluster.swarm.consul.plugin
+  - picluster.swarm.membership
+  - picluster.swarm.membership.read
 options:
   plugin:
     description: The name of this plugin; must be V(picluster.swarm.consul_members).
     type: str
     required: true
     choices: [picluster.swarm.consul_members]
-  prefix:
-    description: KV prefix under which members are registered.
-    type: str
-    default: docker/swarm/nodes
   include_expired:
     description:
       - Whether expired members become hosts (in C(swarm_state_expired)). They are kept by default so that a play can
         go and repair them; set V(false) to drop them.
     type: bool
     default: true
-  expiring_fraction:
-    description: A member is V(expiring) when less than this share of its TTL is left.
-    type: float
-    default: 0.25
   hostnames:
     description:
       - What names the hosts. V(hostname) uses the host name the node announced (its address when it announced none, or

@@ -17,6 +17,8 @@ author:
 extends_documentation_fragment:
   - picluster.swarm.consul
   - picluster.swarm.consul.plugin
+  - picluster.swarm.membership
+  - picluster.swarm.membership.read
 options:
   _terms:
     description:
@@ -25,14 +27,6 @@ options:
     type: list
     elements: str
     required: false
-  prefix:
-    description: KV prefix under which members are registered.
-    type: str
-    default: docker/swarm/nodes
-  expiring_fraction:
-    description: A member is V(expiring) when less than this share of its TTL is left.
-    type: float
-    default: 0.25
 """
 
 EXAMPLES = r"""

@@ -17,6 +17,7 @@ count of requests (``request_count``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -61,31 +62,19 @@ class ConsulError(Exception):
     """A failure already phrased for a person: what failed, why, what to do."""
 
 
+@dataclasses.dataclass(repr=False)
 class ConnectionSettings:
     """Where and how to reach Consul, after options and environment are merged."""
 
-    def __init__(
-        self,
-        host: str = DEFAULT_HOST,
-        port: int = DEFAULT_PORT,
-        *,
-        scheme: str = "http",
-        token: Optional[str] = None,
-        ca_path: Optional[str] = None,
-        client_cert: Optional[str] = None,
-        client_key: Optional[str] = None,
-        validate_certs: bool = True,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.scheme = scheme
-        self.token = token
-        self.ca_path = ca_path
-        self.client_cert = client_cert
-        self.client_key = client_key
-        self.validate_certs = validate_certs
-        self.timeout = timeout
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    scheme: str = "http"
+    token: Optional[str] = None
+    ca_path: Optional[str] = None
+    client_cert: Optional[str] = None
+    client_key: Optional[str] = None
+    validate_certs: bool = True
+    timeout: float = DEFAULT_TIMEOUT
 
     @property
     def url(self) -> str:

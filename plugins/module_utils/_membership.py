@@ -52,6 +52,13 @@ DOCUMENT_FIELDS = (
 # Fields that change on every heartbeat and so are left out of comparisons.
 HEARTBEAT_FIELDS = ("heartbeat", "heartbeat_iso")
 
+# Options of everything that reads or writes the membership, and of what tells
+# alive from expiring; the doc fragment picluster.swarm.membership documents them, once.
+PREFIX_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {"prefix": {"type": "str", "default": DEFAULT_PREFIX}}
+READ_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
+    "expiring_fraction": {"type": "float", "default": DEFAULT_EXPIRING_FRACTION},
+}
+
 STATES = ("alive", "expiring", "expired")
 # Name of the Consul session that holds a member's key; the heartbeat uses the
 # same name, so it can take over a session that the module created.

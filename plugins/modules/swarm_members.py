@@ -27,6 +27,8 @@ author:
 extends_documentation_fragment:
   - picluster.swarm.consul
   - picluster.swarm.consul.module
+  - picluster.swarm.membership
+  - picluster.swarm.membership.read
 attributes:
   check_mode:
     support: full
@@ -35,11 +37,6 @@ attributes:
     support: none
     description: Nothing to compare.
 options:
-  prefix:
-    description:
-      - KV prefix under which members are registered.
-    type: str
-    default: docker/swarm/nodes
   include_expired:
     description:
       - Whether RV(members) lists expired members too. RV(counts) and RV(expired) always cover them.
@@ -53,11 +50,6 @@ options:
     elements: str
     choices: [alive, expiring, expired]
     default: []
-  expiring_fraction:
-    description:
-      - A member is V(expiring) when less than this share of its TTL is left.
-    type: float
-    default: 0.25
   wait_for_alive:
     description:
       - Wait until at least this many members are alive (V(alive) or V(expiring)). V(0) does not wait.
@@ -224,8 +216,9 @@ import time
 from ansible_collections.picluster.swarm.plugins.module_utils._consul import acl_hint
 from ansible_collections.picluster.swarm.plugins.module_utils._consul_module import ConsulModule
 from ansible_collections.picluster.swarm.plugins.module_utils._membership import (
-    DEFAULT_EXPIRING_FRACTION,
     DEFAULT_PREFIX,
+    PREFIX_ARGUMENT_SPEC,
+    READ_ARGUMENT_SPEC,
     STATES,
     count_states,
     filter_states,
@@ -237,10 +230,10 @@ from ansible_collections.picluster.swarm.plugins.module_utils._membership import
 
 
 ARGUMENT_SPEC = dict(
-    prefix=dict(type="str", default=DEFAULT_PREFIX),
+    **PREFIX_ARGUMENT_SPEC,
+    **READ_ARGUMENT_SPEC,
     include_expired=dict(type="bool", default=False),
     states=dict(type="list", elements="str", choices=list(STATES), default=[]),
-    expiring_fraction=dict(type="float", default=DEFAULT_EXPIRING_FRACTION),
     wait_for_alive=dict(type="int", default=0),
     expected=dict(type="list", elements="str", default=[]),
     wait_timeout=dict(type="int", default=60),

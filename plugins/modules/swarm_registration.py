@@ -25,6 +25,7 @@ author:
 extends_documentation_fragment:
   - picluster.swarm.consul
   - picluster.swarm.consul.module
+  - picluster.swarm.membership
 attributes:
   check_mode:
     support: full
@@ -44,11 +45,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  prefix:
-    description:
-      - KV prefix under which members are registered.
-    type: str
-    default: docker/swarm/nodes
   hostname:
     description:
       - Host name to announce, typically C({{ inventory_hostname }}).
@@ -130,10 +126,10 @@ import time
 
 from ansible_collections.picluster.swarm.plugins.module_utils._consul_module import ConsulModule
 from ansible_collections.picluster.swarm.plugins.module_utils._membership import (
-    DEFAULT_PREFIX,
     DEFAULT_TTL,
     MAX_TTL,
     MIN_TTL,
+    PREFIX_ARGUMENT_SPEC,
     SESSION_NAME_FORMAT,
     InvalidEntry,
     build_document,
@@ -150,7 +146,7 @@ from ansible_collections.picluster.swarm.plugins.module_utils._membership import
 ARGUMENT_SPEC = dict(
     address=dict(type="str", required=True),
     state=dict(type="str", choices=["present", "absent"], default="present"),
-    prefix=dict(type="str", default=DEFAULT_PREFIX),
+    **PREFIX_ARGUMENT_SPEC,
     hostname=dict(type="str", default=""),
     role=dict(type="str", default="worker"),
     engine_version=dict(type="str", default=""),
