@@ -56,6 +56,7 @@ def test_settings_from_flags_and_environment(heartbeat_module):
         (["--address", "10.0.0.1:2375", "--label", "novalue"], "label 'novalue' is not key=value"),
         (["--address", "10.0.0.1:2375", "--consul", "ftp://x"], "is not host:port or http(s)://host:port"),
         (["--address", "10.0.0.1:2375", "--prefix", "/"], "--prefix must not be empty"),
+        (["--address", "10.0.0.1:2375", "--own-node", "a b"], "--own-node must be a Consul node name"),
     ],
 )
 def test_bad_settings_exit_with_message(heartbeat_module, capsys, argv, message):
@@ -68,9 +69,35 @@ def test_bad_settings_exit_with_message(heartbeat_module, capsys, argv, message)
 def test_backoff_is_bounded(heartbeat_module):
     beat = heartbeat_module.heartbeat_from_args(["--address", "10.0.0.1:2375", "--ttl", "20"], {})
     delays = [beat.next_delay(False) for _attempt in range(10)]
-    assert delays[:4] == [1.0, 2.0, 4.0, 8.0]
-    assert max(delays) == 10.0  # never longer than half a TTL
-    assert beat.next_delay(True) == 10.0 and beat.failures == 0
+    assert delays[:3] == [1.0, 2.0, 4.0]
+    assert max(delays) == pytest.approx(20 / 3)  # never longer than the renewal interval, a third of the TTL
+    assert beat.next_delay(True) == pytest.approx(20 / 3) and beat.failures == 0
+
+
+def test_several_consul_addresses_and_own_node(heartbeat_module):
+    beat = heartbeat_module.heartbeat_from_args(
+        ["--address", "10.0.0.1:2376", "--consul", "10.0.0.10:8500,10.0.0.11:8500", "--consul", "https://10.0.0.12:8501",
+         "--own-node", "node1"], {})
+    assert beat.consul.base_urls == ["http://10.0.0.10:8500", "http://10.0.0.11:8500", "https://10.0.0.12:8501"]
+    assert beat.own_node == "node1"
+    local = heartbeat_module.heartbeat_from_args(["--address", "10.0.0.1:2376"], {})
+    assert local.consul.base_urls == ["http://127.0.0.1:8500"] and local.own_node == ""
+
+
+def test_failover_to_the_next_agent(heartbeat_module, monkeypatch):
+    consul = heartbeat_module.Consul(["http://a:8500", "http://b:8500"])
+    seen = []
+
+    def one(method, path, body, params):
+        seen.append(consul.base_url)
+        if consul.base_url == "http://a:8500":
+            raise heartbeat_module.ConsulUnavailable("cannot reach Consul at http://a:8500: refused")
+        return 200, True
+
+    monkeypatch.setattr(consul, "_call_one", one)
+    assert consul.call("PUT", "/v1/session/renew/x") == (200, True)
+    assert consul.call("PUT", "/v1/session/renew/x") == (200, True)  # stays on the agent that answered
+    assert seen == ["http://a:8500", "http://b:8500", "http://b:8500"]
 
 
 class FakeConsul:
@@ -81,11 +108,14 @@ class FakeConsul:
         self.kv = {}
         self.created = 0
 
-    def create_session(self, name, ttl):
+    def create_session(self, name, ttl, node=""):
         self.created += 1
         sid = f"s{self.created}"
-        self.sessions[sid] = {"ID": sid, "Name": name}
+        self.sessions[sid] = {"ID": sid, "Name": name, "Node": node}
         return sid
+
+    def register_node(self, node, address):
+        self.nodes = {**getattr(self, "nodes", {}), node: address}
 
     def session_info(self, sid):
         return self.sessions.get(sid)
@@ -139,3 +169,13 @@ def test_foreign_holder_is_not_taken_over(heartbeat_module):
     with pytest.raises(heartbeat_module.ConsulUnavailable, match="held by another session"):
         beat.beat()
     assert consul.kv["p/10.0.0.1:2375"]["Session"] == "other"
+
+
+def test_own_node_session_is_registered_on_that_node(heartbeat_module):
+    consul = FakeConsul()
+    beat = heartbeat_module.Heartbeat(consul, "p/10.0.0.1:2375", "10.0.0.1:2375", 10,
+                                      {"hostname": "n", "role": "worker", "engine_version": "", "labels": {}},
+                                      own_node="node1")
+    beat.beat()
+    assert consul.nodes == {"node1": "10.0.0.1"}
+    assert consul.sessions["s1"]["Node"] == "node1"
