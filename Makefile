@@ -34,7 +34,7 @@ lab-up: setup
 lab: lab-up
 	@python3 scripts/lab.py check --name $(LAB)
 	@python3 scripts/app_images.py load --lab $(LAB)
-	ansible-playbook -i $(LAB_INVENTORY) site.yml
+	ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml
 	ansible-playbook -i $(LAB_INVENTORY) playbooks/demo.yml
 	@bash scripts/lab-state.sh $(LAB)
 

@@ -483,7 +483,7 @@ def lever_effect(results: Dict[str, Any]) -> str:
 
 def site_plays() -> int:
     """Plays in site.yml now (each starts with a top-level `- name:`)."""
-    return len(re.findall(r"^- name:", (ROOT / "site.yml").read_text(), re.M))
+    return len(re.findall(r"^- name:", (ROOT / "playbooks" / "site.yml").read_text(), re.M))
 
 
 def write_doc(results: Dict[str, Any]) -> None:

@@ -124,7 +124,8 @@ def ensure_network(name: str, subnet: str, pinned: bool) -> tuple[str, str]:
             raise LabError(f"`docker network create {net}` failed: {made.stderr.strip()}")
         third = (int(candidate.network_address) >> 8 & 0xFF) - 20
         candidate = ipaddress.ip_network(f"10.213.{(third + 1) % 200 + 20}.0/24")
-    raise LabError(f"no free /24 for lab '{name}' (tried from {subnet}); remove old labs (`lab.py down`) or pass --subnet")
+    raise LabError(f"no free /24 for lab '{name}' (tried from {subnet}); "
+                   "remove old labs (`lab.py down`) or pass --subnet")
 
 
 def start_node(node: Node, image: str, network: str) -> None:

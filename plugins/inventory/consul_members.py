@@ -21,27 +21,22 @@ author:
   - picluster.swarm developers (@picluster)
 extends_documentation_fragment:
   - constructed
-  - picluster.swarm.consul.plugin_options
+  - picluster.swarm.consul
+  - picluster.swarm.consul.plugin
+  - picluster.swarm.membership
+  - picluster.swarm.membership.read
 options:
   plugin:
     description: The name of this plugin; must be V(picluster.swarm.consul_members).
     type: str
     required: true
     choices: [picluster.swarm.consul_members]
-  prefix:
-    description: KV prefix under which members are registered.
-    type: str
-    default: docker/swarm/nodes
   include_expired:
     description:
       - Whether expired members become hosts (in C(swarm_state_expired)). They are kept by default so that a play can
         go and repair them; set V(false) to drop them.
     type: bool
     default: true
-  expiring_fraction:
-    description: A member is V(expiring) when less than this share of its TTL is left.
-    type: float
-    default: 0.25
   hostnames:
     description:
       - What names the hosts. V(hostname) uses the host name the node announced (its address when it announced none, or
@@ -69,13 +64,7 @@ from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.inventory.group import to_safe_group_name
 from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
 from ansible.utils.display import Display
-from ansible_collections.picluster.swarm.plugins.module_utils._consul import (
-    CONSUL_IMPORT_ERROR,
-    CONSUL_OPTION_NAMES,
-    REQUIRED_LIB,
-    ConsulError,
-    client_from_params,
-)
+from ansible_collections.picluster.swarm.plugins.module_utils._consul import ConsulError, client_from_options
 from ansible_collections.picluster.swarm.plugins.module_utils._membership import read_membership
 
 display = Display()
@@ -95,16 +84,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
-        if CONSUL_IMPORT_ERROR is not None:
-            raise AnsibleError(
-                f"the {self.NAME} inventory plugin needs the Python library {REQUIRED_LIB} on the controller: "
-                f"pip install {REQUIRED_LIB}"
-            )
         if not 0 < self.get_option("expiring_fraction") < 1:
             raise AnsibleParserError("expiring_fraction must be between 0 and 1")
-        params = {name: self.get_option(name) for name in CONSUL_OPTION_NAMES}
         try:
-            client = client_from_params(params)
+            client = client_from_options(self.get_option)
             members, invalid = read_membership(client, self.get_option("prefix"), self.get_option("expiring_fraction"))
         except (ConsulError, ValueError) as exc:
             raise AnsibleError(f"{self.NAME}: {exc}") from None

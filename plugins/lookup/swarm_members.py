@@ -15,7 +15,10 @@ description:
 author:
   - picluster.swarm developers (@picluster)
 extends_documentation_fragment:
-  - picluster.swarm.consul.plugin_options
+  - picluster.swarm.consul
+  - picluster.swarm.consul.plugin
+  - picluster.swarm.membership
+  - picluster.swarm.membership.read
 options:
   _terms:
     description:
@@ -24,14 +27,6 @@ options:
     type: list
     elements: str
     required: false
-  prefix:
-    description: KV prefix under which members are registered.
-    type: str
-    default: docker/swarm/nodes
-  expiring_fraction:
-    description: A member is V(expiring) when less than this share of its TTL is left.
-    type: float
-    default: 0.25
 """
 
 EXAMPLES = r"""
@@ -53,13 +48,7 @@ _list:
 
 from ansible.errors import AnsibleError, AnsibleOptionsError
 from ansible.plugins.lookup import LookupBase
-from ansible_collections.picluster.swarm.plugins.module_utils._consul import (
-    CONSUL_IMPORT_ERROR,
-    CONSUL_OPTION_NAMES,
-    REQUIRED_LIB,
-    ConsulError,
-    client_from_params,
-)
+from ansible_collections.picluster.swarm.plugins.module_utils._consul import ConsulError, client_from_options
 from ansible_collections.picluster.swarm.plugins.module_utils._membership import (
     STATES,
     filter_states,
@@ -78,14 +67,8 @@ class LookupModule(LookupBase):
             raise AnsibleOptionsError(
                 f"swarm_members lookup: unknown state(s) {', '.join(unknown)}; use {', '.join(STATES)}"
             )
-        if CONSUL_IMPORT_ERROR is not None:
-            raise AnsibleError(
-                f"the swarm_members lookup needs the Python library {REQUIRED_LIB} on the controller: "
-                f"pip install {REQUIRED_LIB}"
-            )
-        params = {name: self.get_option(name) for name in CONSUL_OPTION_NAMES}
         try:
-            client = client_from_params(params)
+            client = client_from_options(self.get_option)
             members, _invalid = read_membership(client, self.get_option("prefix"), self.get_option("expiring_fraction"))
         except (ConsulError, ValueError) as exc:
             raise AnsibleError(f"swarm_members lookup: {exc}") from None

@@ -17,11 +17,12 @@ count of requests (``request_count``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import traceback
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urlencode, urlsplit
 from urllib.parse import quote as url_quote
 
@@ -38,7 +39,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8500
 DEFAULT_TIMEOUT = 10.0
 
-# Shared by every module; the doc fragment picluster.swarm.consul documents it.
+# Shared by every module and plugin (_consul_module.ConsulModule, client_from_options); the doc
+# fragment picluster.swarm.consul documents it, once.
 CONSUL_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = dict(
     host=dict(type="str"),
     port=dict(type="int"),
@@ -60,31 +62,19 @@ class ConsulError(Exception):
     """A failure already phrased for a person: what failed, why, what to do."""
 
 
+@dataclasses.dataclass(repr=False)
 class ConnectionSettings:
     """Where and how to reach Consul, after options and environment are merged."""
 
-    def __init__(
-        self,
-        host: str = DEFAULT_HOST,
-        port: int = DEFAULT_PORT,
-        *,
-        scheme: str = "http",
-        token: Optional[str] = None,
-        ca_path: Optional[str] = None,
-        client_cert: Optional[str] = None,
-        client_key: Optional[str] = None,
-        validate_certs: bool = True,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.scheme = scheme
-        self.token = token
-        self.ca_path = ca_path
-        self.client_cert = client_cert
-        self.client_key = client_key
-        self.validate_certs = validate_certs
-        self.timeout = timeout
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    scheme: str = "http"
+    token: Optional[str] = None
+    ca_path: Optional[str] = None
+    client_cert: Optional[str] = None
+    client_key: Optional[str] = None
+    validate_certs: bool = True
+    timeout: float = DEFAULT_TIMEOUT
 
     @property
     def url(self) -> str:
@@ -453,16 +443,11 @@ def client_from_params(params: Mapping[str, Any], environ: Optional[Mapping[str,
     return ConsulClient(resolve_settings(params, environ))
 
 
-def run_module_step(module: Any, func: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run func(*args, **kwargs); on ConsulError fail the module with its message.
+def client_from_options(get_option: Callable[[str], Any], environ: Optional[Mapping[str, str]] = None) -> ConsulClient:
+    """Build a client from an inventory or lookup plugin's options (on the controller).
 
-    fail_json is called outside the except block on purpose: ansible-core 2.19
-    attaches the exception being handled to the result, and these failures are
-    plain messages, not crashes.
+    Raises ConsulError, the missing library included.
     """
-    try:
-        return func(*args, **kwargs)
-    except ConsulError as exc:
-        message = str(exc)
-    module.fail_json(msg=message)
-    return None  # not reached: fail_json exits
+    if CONSUL_IMPORT_ERROR is not None:
+        raise ConsulError(f"the Python library {REQUIRED_LIB} is missing on the controller: pip install {REQUIRED_LIB}")
+    return client_from_params({name: get_option(name) for name in CONSUL_OPTION_NAMES}, environ)

@@ -7,9 +7,9 @@
 Layout (classic swarm's): the key ``<prefix>/<ip>:<port>`` (default prefix
 ``docker/swarm/nodes``) is held by a Consul session with a TTL (behaviour
 ``delete``), and its value is a small JSON document (see :func:`build_document`).
-The node-side heartbeat (roles/swarm_agent/files/picluster-heartbeat.py) writes
-the same document with the standard library only; a unit test keeps the two in
-step.
+The node-side heartbeat (roles/swarm_agent/files/picluster-heartbeat.py)
+imports this file, installed beside it by the swarm_agent role: keep it to the
+Python standard library.
 
 Nothing here talks to Consul: these functions take what Consul returned (a
 recursive KV read and a session listing) and say who is alive. That keeps the
@@ -32,8 +32,8 @@ DEFAULT_TTL = 20
 MIN_TTL = 10
 MAX_TTL = 86400
 # A member is "expiring" once less than this share of its TTL is left. The
-# heartbeat renews every TTL/2, so a healthy node never has less than half
-# left; under a quarter means at least one renewal was missed.
+# heartbeat renews every TTL/3, so a healthy node never has less than two
+# thirds left; under a quarter means at least two renewals were missed.
 DEFAULT_EXPIRING_FRACTION = 0.25
 SCHEMA_VERSION = 1
 
@@ -51,6 +51,13 @@ DOCUMENT_FIELDS = (
 )
 # Fields that change on every heartbeat and so are left out of comparisons.
 HEARTBEAT_FIELDS = ("heartbeat", "heartbeat_iso")
+
+# Options of everything that reads or writes the membership, and of what tells
+# alive from expiring; the doc fragment picluster.swarm.membership documents them, once.
+PREFIX_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {"prefix": {"type": "str", "default": DEFAULT_PREFIX}}
+READ_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
+    "expiring_fraction": {"type": "float", "default": DEFAULT_EXPIRING_FRACTION},
+}
 
 STATES = ("alive", "expiring", "expired")
 # Name of the Consul session that holds a member's key; the heartbeat uses the

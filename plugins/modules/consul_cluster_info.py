@@ -17,6 +17,7 @@ author:
   - picluster.swarm developers (@picluster)
 extends_documentation_fragment:
   - picluster.swarm.consul
+  - picluster.swarm.consul.module
 attributes:
   check_mode:
     support: full
@@ -120,27 +121,17 @@ waited:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.picluster.swarm.plugins.module_utils._consul import (
-    CONSUL_ARGUMENT_SPEC,
-    CONSUL_IMPORT_ERROR,
-    REQUIRED_LIB,
-    ConsulError,
-    client_from_params,
-    run_module_step,
-)
+from ansible_collections.picluster.swarm.plugins.module_utils._consul import ConsulError
+from ansible_collections.picluster.swarm.plugins.module_utils._consul_module import ConsulModule
 
 SERF_STATUS = {0: "none", 1: "alive", 2: "leaving", 3: "left", 4: "failed"}
 
 
-def argument_spec():
-    spec = dict(CONSUL_ARGUMENT_SPEC)
-    spec.update(
-        wait_for_leader=dict(type="bool", default=False),
-        wait_timeout=dict(type="int", default=60),
-        wait_interval=dict(type="float", default=1.0),
-    )
-    return spec
+ARGUMENT_SPEC = dict(
+    wait_for_leader=dict(type="bool", default=False),
+    wait_timeout=dict(type="int", default=60),
+    wait_interval=dict(type="float", default=1.0),
+)
 
 
 def serf_member(raw):
@@ -156,8 +147,9 @@ def serf_member(raw):
     }
 
 
-def wait_for_leader(module, client):
+def wait_for_leader(module):
     """Return (leader, seconds waited); fail when none appears in time."""
+    client = module.client
     started = time.monotonic()
     deadline = started + module.params["wait_timeout"]
     last_error = None
@@ -172,33 +164,31 @@ def wait_for_leader(module, client):
             last_error = exc
         if time.monotonic() + module.params["wait_interval"] > deadline:
             reason = str(last_error) if last_error else "the agent answers but reports no raft leader"
-            module.fail_json(
-                msg=f"no Consul leader after {module.params['wait_timeout']} s: {reason}; "
+            module.fail(
+                f"no Consul leader after {module.params['wait_timeout']} s: {reason}; "
                 "check that bootstrap_expect servers are up and can reach each other on port 8300"
             )
         time.sleep(module.params["wait_interval"])
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if CONSUL_IMPORT_ERROR is not None:
-        module.fail_json(msg=missing_required_lib(REQUIRED_LIB), exception=CONSUL_IMPORT_ERROR)
+    module = ConsulModule(ARGUMENT_SPEC)
     if module.params["wait_timeout"] < 0 or module.params["wait_interval"] <= 0:
-        module.fail_json(msg="wait_timeout must be 0 or more and wait_interval more than 0")
-    client = run_module_step(module, client_from_params, module.params)
+        module.fail("wait_timeout must be 0 or more and wait_interval more than 0")
+    client = module.client
     waited = 0.0
     if module.params["wait_for_leader"]:
-        leader, waited = wait_for_leader(module, client)
+        leader, waited = wait_for_leader(module)
     else:
-        leader = run_module_step(module, client.leader)
-    peers = run_module_step(module, client.peers)
-    raw_members = run_module_step(module, client.agent_members)
+        leader = module.run(client.leader)
+    peers = module.run(client.peers)
+    raw_members = module.run(client.agent_members)
     members = sorted((serf_member(m) for m in raw_members), key=lambda m: m["name"])
     counts = {"total": len(members)}
     for status in SERF_STATUS.values():
         counts[status] = sum(1 for m in members if m["status"] == status)
-    module.exit_json(changed=False, leader=leader, has_leader=bool(leader), peers=peers, members=members,
-                     counts=counts, waited=waited)
+    module.exit(changed=False, leader=leader, has_leader=bool(leader), peers=peers, members=members,
+                counts=counts, waited=waited)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ description:
     (Consul only promises not to invalidate a session before its TTL and in practice removes it up to twice the TTL
     after the last renewal). It is also V(expired) when no live session holds its key.
   - A member is V(expiring) when less than O(expiring_fraction) of its TTL is left (by default under 25%, 5 s of a 20 s
-    TTL). The heartbeat renews every TTL/2, so a healthy node never drops below half.
+    TTL). The heartbeat renews every TTL/3, so a healthy node never drops below two thirds.
   - Each poll costs two HTTP requests whatever the number of members (one recursive KV read, one session listing).
   - Keys and values under the prefix that are not well-formed members (left by other tools) are reported in RV(invalid)
     with the reason, not treated as errors.
@@ -26,6 +26,9 @@ author:
   - picluster.swarm developers (@picluster)
 extends_documentation_fragment:
   - picluster.swarm.consul
+  - picluster.swarm.consul.module
+  - picluster.swarm.membership
+  - picluster.swarm.membership.read
 attributes:
   check_mode:
     support: full
@@ -34,11 +37,6 @@ attributes:
     support: none
     description: Nothing to compare.
 options:
-  prefix:
-    description:
-      - KV prefix under which members are registered.
-    type: str
-    default: docker/swarm/nodes
   include_expired:
     description:
       - Whether RV(members) lists expired members too. RV(counts) and RV(expired) always cover them.
@@ -52,11 +50,6 @@ options:
     elements: str
     choices: [alive, expiring, expired]
     default: []
-  expiring_fraction:
-    description:
-      - A member is V(expiring) when less than this share of its TTL is left.
-    type: float
-    default: 0.25
   wait_for_alive:
     description:
       - Wait until at least this many members are alive (V(alive) or V(expiring)). V(0) does not wait.
@@ -220,18 +213,12 @@ http_requests:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.picluster.swarm.plugins.module_utils._consul import (
-    CONSUL_ARGUMENT_SPEC,
-    CONSUL_IMPORT_ERROR,
-    REQUIRED_LIB,
-    acl_hint,
-    client_from_params,
-    run_module_step,
-)
+from ansible_collections.picluster.swarm.plugins.module_utils._consul import acl_hint
+from ansible_collections.picluster.swarm.plugins.module_utils._consul_module import ConsulModule
 from ansible_collections.picluster.swarm.plugins.module_utils._membership import (
-    DEFAULT_EXPIRING_FRACTION,
     DEFAULT_PREFIX,
+    PREFIX_ARGUMENT_SPEC,
+    READ_ARGUMENT_SPEC,
     STATES,
     count_states,
     filter_states,
@@ -242,45 +229,42 @@ from ansible_collections.picluster.swarm.plugins.module_utils._membership import
 )
 
 
-def argument_spec():
-    spec = dict(CONSUL_ARGUMENT_SPEC)
-    spec.update(
-        prefix=dict(type="str", default=DEFAULT_PREFIX),
-        include_expired=dict(type="bool", default=False),
-        states=dict(type="list", elements="str", choices=list(STATES), default=[]),
-        expiring_fraction=dict(type="float", default=DEFAULT_EXPIRING_FRACTION),
-        wait_for_alive=dict(type="int", default=0),
-        expected=dict(type="list", elements="str", default=[]),
-        wait_timeout=dict(type="int", default=60),
-        wait_interval=dict(type="float", default=1.0),
-    )
-    return spec
+ARGUMENT_SPEC = dict(
+    **PREFIX_ARGUMENT_SPEC,
+    **READ_ARGUMENT_SPEC,
+    include_expired=dict(type="bool", default=False),
+    states=dict(type="list", elements="str", choices=list(STATES), default=[]),
+    wait_for_alive=dict(type="int", default=0),
+    expected=dict(type="list", elements="str", default=[]),
+    wait_timeout=dict(type="int", default=60),
+    wait_interval=dict(type="float", default=1.0),
+)
 
 
 def check_params(module):
     params = module.params
     if not 0 < params["expiring_fraction"] < 1:
-        module.fail_json(msg="expiring_fraction must be between 0 and 1, got {}".format(params["expiring_fraction"]))
+        module.fail("expiring_fraction must be between 0 and 1, got {}".format(params["expiring_fraction"]))
     for name in ("wait_for_alive", "wait_timeout"):
         if params[name] < 0:
-            module.fail_json(msg=f"{name} must be 0 or more, got {params[name]}")
+            module.fail(f"{name} must be 0 or more, got {params[name]}")
     if params["wait_interval"] <= 0:
-        module.fail_json(msg="wait_interval must be a positive number of seconds")
+        module.fail("wait_interval must be a positive number of seconds")
     if not params["prefix"].strip().strip("/"):
-        module.fail_json(msg=f"the membership prefix must not be empty (default: {DEFAULT_PREFIX})")
+        module.fail(f"the membership prefix must not be empty (default: {DEFAULT_PREFIX})")
 
 
-def poll(module, client):
+def poll(module):
     """Poll until the wait is satisfied or times out; return (members, invalid, waited)."""
     params = module.params
+    client = module.client
     wants_wait = params["wait_for_alive"] > 0 or bool(params["expected"])
     started = time.monotonic()
     deadline = started + params["wait_timeout"]
     while True:
         # Time waited before this poll: a wait met by the first poll waited 0 s.
         waited = round(time.monotonic() - started, 1)
-        members, invalid = run_module_step(module, read_membership, client, params["prefix"],
-                                           params["expiring_fraction"])
+        members, invalid = module.run(read_membership, client, params["prefix"], params["expiring_fraction"])
         if not wants_wait:
             return members, invalid, 0.0
         unmet = unmet_wait(members, params["wait_for_alive"], params["expected"])
@@ -288,8 +272,8 @@ def poll(module, client):
             return members, invalid, waited
         if time.monotonic() + params["wait_interval"] > deadline:
             hint = acl_hint(client, "seeing no members") if not members else None
-            module.fail_json(
-                msg=f"swarm membership under {normalize_prefix(params['prefix'])} is not ready after {waited:.0f} s: "
+            module.fail(
+                f"swarm membership under {normalize_prefix(params['prefix'])} is not ready after {waited:.0f} s: "
                 f"{unmet}" + (f"; {hint}" if hint else ""),
                 members=members,
                 counts=count_states(members),
@@ -308,17 +292,15 @@ def shown_members(members, params):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if CONSUL_IMPORT_ERROR is not None:
-        module.fail_json(msg=missing_required_lib(REQUIRED_LIB), exception=CONSUL_IMPORT_ERROR)
+    module = ConsulModule(ARGUMENT_SPEC)
     check_params(module)
-    client = run_module_step(module, client_from_params, module.params)
-    members, invalid, waited = poll(module, client)
+    members, invalid, waited = poll(module)
     params = module.params
+    client = module.client
     hint = acl_hint(client, f"an empty {normalize_prefix(params['prefix'])}") if not members and not invalid else None
     if hint:
         module.warn(hint)
-    module.exit_json(
+    module.exit(
         changed=False,
         members=shown_members(members, params),
         counts=count_states(members),

@@ -24,6 +24,8 @@ author:
   - picluster.swarm developers (@picluster)
 extends_documentation_fragment:
   - picluster.swarm.consul
+  - picluster.swarm.consul.module
+  - picluster.swarm.membership
 attributes:
   check_mode:
     support: full
@@ -43,11 +45,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  prefix:
-    description:
-      - KV prefix under which members are registered.
-    type: str
-    default: docker/swarm/nodes
   hostname:
     description:
       - Host name to announce, typically C({{ inventory_hostname }}).
@@ -127,19 +124,12 @@ renewed:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.picluster.swarm.plugins.module_utils._consul import (
-    CONSUL_ARGUMENT_SPEC,
-    CONSUL_IMPORT_ERROR,
-    REQUIRED_LIB,
-    client_from_params,
-    run_module_step,
-)
+from ansible_collections.picluster.swarm.plugins.module_utils._consul_module import ConsulModule
 from ansible_collections.picluster.swarm.plugins.module_utils._membership import (
-    DEFAULT_PREFIX,
     DEFAULT_TTL,
     MAX_TTL,
     MIN_TTL,
+    PREFIX_ARGUMENT_SPEC,
     SESSION_NAME_FORMAT,
     InvalidEntry,
     build_document,
@@ -153,39 +143,35 @@ from ansible_collections.picluster.swarm.plugins.module_utils._membership import
 )
 
 
-def argument_spec():
-    spec = dict(CONSUL_ARGUMENT_SPEC)
-    spec.update(
-        address=dict(type="str", required=True),
-        state=dict(type="str", choices=["present", "absent"], default="present"),
-        prefix=dict(type="str", default=DEFAULT_PREFIX),
-        hostname=dict(type="str", default=""),
-        role=dict(type="str", default="worker"),
-        engine_version=dict(type="str", default=""),
-        labels=dict(type="dict", default={}),
-        ttl=dict(type="int", default=DEFAULT_TTL),
-    )
-    return spec
+ARGUMENT_SPEC = dict(
+    address=dict(type="str", required=True),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    **PREFIX_ARGUMENT_SPEC,
+    hostname=dict(type="str", default=""),
+    role=dict(type="str", default="worker"),
+    engine_version=dict(type="str", default=""),
+    labels=dict(type="dict", default={}),
+    ttl=dict(type="int", default=DEFAULT_TTL),
+)
 
 
 class Registration:
     """The wanted registration of one node, compared with what Consul holds."""
 
-    def __init__(self, module, client):
+    def __init__(self, module):
         self.module = module
-        self.client = client
+        self.client = module.client
         params = module.params
         self.address = self._checked(validate_address, params["address"])
         self.key = self._checked(member_key, params["prefix"], self.address)
         self.ttl = params["ttl"]
         if not MIN_TTL <= self.ttl <= MAX_TTL:
-            module.fail_json(msg=f"ttl must be between {MIN_TTL} and {MAX_TTL} seconds (Consul's limits), "
-                             f"got {self.ttl}")
+            module.fail(f"ttl must be between {MIN_TTL} and {MAX_TTL} seconds (Consul's limits), got {self.ttl}")
         self.session_name = SESSION_NAME_FORMAT.format(address=self.address)
-        self.entry = client.kv_get(self.key)
+        self.entry = self.client.kv_get(self.key)
         self.current = self._current_document()
         holder = self.entry.get("Session") if self.entry else None
-        self.session = client.session_info(holder) if holder else None
+        self.session = self.client.session_info(holder) if holder else None
 
     def _checked(self, func, *args):
         """Return func(*args); fail with its message when it raises ValueError (outside the except block)."""
@@ -195,7 +181,7 @@ class Registration:
             message = f"invalid address {self.module.params['address']!r}: {exc}; give the node's <ip>:<port>"
         except ValueError as exc:
             message = str(exc)
-        self.module.fail_json(msg=message)
+        self.module.fail(message)
         return None
 
     def _current_document(self):
@@ -228,8 +214,8 @@ class Registration:
     def refuse_foreign_holder(self):
         """Never take over a session that another tool or node created for this key."""
         if self.session and self.session.get("Name") != self.session_name:
-            self.module.fail_json(
-                msg=f"{self.key} in Consul at {self.client.settings.url} is held by session {self.session['ID']} "
+            self.module.fail(
+                f"{self.key} in Consul at {self.client.settings.url} is held by session {self.session['ID']} "
                 f"({self.session.get('Name') or 'unnamed'!r} on node {self.session.get('Node')}), not by a "
                 f"{self.session_name!r} session; is another node announcing this address? "
                 "remove the registration with state=absent first"
@@ -254,8 +240,8 @@ class Registration:
         if not self.client.kv_put(self.key, encode_document(wanted), acquire=result["session"]):
             if not reusable:
                 self.client.session_destroy(result["session"])
-            self.module.fail_json(
-                msg=f"could not acquire {self.key} in Consul at {self.client.settings.url}: another session holds it "
+            self.module.fail(
+                f"could not acquire {self.key} in Consul at {self.client.settings.url}: another session holds it "
                 "(a second node announcing "
                 "the same address?); remove it with state=absent or wait for its TTL to run out")
         return result
@@ -277,18 +263,15 @@ class Registration:
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if CONSUL_IMPORT_ERROR is not None:
-        module.fail_json(msg=missing_required_lib(REQUIRED_LIB), exception=CONSUL_IMPORT_ERROR)
-    client = run_module_step(module, client_from_params, module.params)
-    registration = run_module_step(module, Registration, module, client)
+    module = ConsulModule(ARGUMENT_SPEC)
+    registration = module.run(Registration, module)
     if module.params["state"] == "present":
-        result = run_module_step(module, registration.present)
+        result = module.run(registration.present)
     else:
-        result = run_module_step(module, registration.absent)
-    if module._diff:
+        result = module.run(registration.absent)
+    if module.diff_mode:
         result["diff"] = registration.diff(result)
-    module.exit_json(**result)
+    module.exit(**result)
 
 
 if __name__ == "__main__":

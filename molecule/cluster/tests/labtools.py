@@ -17,7 +17,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-LAB = os.environ.get("PICLUSTER_TEST_LAB") or f"{os.environ.get('PICLUSTER_LAB_PREFIX', '')}mol-{os.environ.get('MOLECULE_SCENARIO_NAME', 'cluster')}"
+LAB = os.environ.get("PICLUSTER_TEST_LAB") or (
+    f"{os.environ.get('PICLUSTER_LAB_PREFIX', '')}mol-{os.environ.get('MOLECULE_SCENARIO_NAME', 'cluster')}")
 ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 REPORTS = ROOT / "build" / "reports"
 # Where the playbooks kept the controller-side PKI (the docker CA, the dashboard password).

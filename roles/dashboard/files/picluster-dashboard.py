@@ -71,6 +71,8 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
+        # The proxy's generator (roles/reverse_proxy/files) reads its settings with the same few lines, on
+        # purpose: each script runs alone in its own image, and a shared file would ship into both for seven lines.
         def get(name: str, default: Any) -> Any:
             raw = env.get(f"PICLUSTER_DASHBOARD_{name.upper()}")
             if raw is None or raw == "":

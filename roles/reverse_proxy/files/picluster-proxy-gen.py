@@ -112,18 +112,27 @@ def parse_port(value: Optional[str]) -> Optional[int]:
     return port if 0 < port < 65536 else None
 
 
-def task_addresses(tasks: Iterable[Mapping[str, Any]], network: str) -> list[str]:
+def down_nodes(nodes: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    """IDs of the swarm nodes that are not ``ready`` (a master or node that died)."""
+    return frozenset(node.get("ID", "") for node in nodes if (node.get("Status") or {}).get("State") != "ready")
+
+
+def task_addresses(tasks: Iterable[Mapping[str, Any]], network: str, down: frozenset[str] = frozenset()) -> list[str]:
     """Addresses on ``network`` of the tasks that run and are meant to run.
 
     A task the orchestrator is shutting down (desired state no longer
-    ``running``) or one still starting is left out: nginx would only learn
-    of its death by a failed connection.
+    ``running``), one still starting, or one on a node the swarm sees down is
+    left out: nginx would only learn of its death by failed connections (a
+    global service's task on a dead node stays "running" until the node comes
+    back).
     """
     found = set()
     for task in tasks:
         if task.get("DesiredState") != "running":
             continue
         if (task.get("Status") or {}).get("State") != "running":
+            continue
+        if task.get("NodeID") in down:
             continue
         for attachment in task.get("NetworksAttachments") or []:
             net = attachment.get("Network") or {}
@@ -140,6 +149,7 @@ def virtual_hosts(
     services: Iterable[Mapping[str, Any]],
     tasks: Iterable[Mapping[str, Any]],
     network: str,
+    down: frozenset[str] = frozenset(),
 ) -> tuple[list[VirtualHost], list[str]]:
     """Virtual hosts from services and their tasks (as the swarm API gives them).
 
@@ -165,7 +175,8 @@ def virtual_hosts(
         if port is None:
             problems.append(f"service {name}: {PORT_LABEL}={labels.get(PORT_LABEL)!r} is not a port; service skipped")
             continue
-        servers = {f"{addr}:{port}" for addr in task_addresses(by_service.get(service.get("ID", ""), []), network)}
+        service_tasks = by_service.get(service.get("ID", ""), [])
+        servers = {f"{addr}:{port}" for addr in task_addresses(service_tasks, network, down)}
         for host in names:
             owners, merged = hosts.setdefault(host, (set(), set()))
             owners.add(name)
@@ -275,7 +286,8 @@ class Proxy:
     def read_swarm(self) -> list[VirtualHost]:
         services = self.client.api.services()
         tasks = self.client.api.tasks(filters={"desired-state": "running"})
-        vhosts, problems = virtual_hosts(services, tasks, self.settings.network)
+        down = down_nodes(self.client.api.nodes())
+        vhosts, problems = virtual_hosts(services, tasks, self.settings.network, down)
         if problems != self.last_problems:
             for problem in problems:
                 log(problem)

@@ -5,18 +5,38 @@
 
 Holds the key ``<prefix>/<ip>:<port>`` (default prefix docker/swarm/nodes) with a
 Consul session (TTL, behaviour delete, lock delay 0 so a restart can take the
-key back at once) and renews it every TTL/2, writing a JSON document with the
-time of each heartbeat. When Consul loses the session (agent restarted, session
-destroyed) or the key, it creates a new session and acquires the key again.
-When Consul cannot be reached it retries with a bounded backoff. On SIGTERM or
+key back at once) and renews it every TTL/3, writing a JSON document with the
+time of each heartbeat. A third, not a half: a renewal that falls into a Consul
+leader election (a few seconds without a leader) is retried and still lands
+before the TTL runs out.
+
+Whose health the session follows (no single machine whose loss expires the
+others):
+
+* by default the heartbeat talks to the Consul agent on its own node
+  (127.0.0.1:8500), so its session carries that node's serfHealth check: the
+  node expires when it dies, never because another machine does;
+* with ``--own-node NAME`` (hosts without a local agent) it registers NAME as a
+  catalog node of its own and creates the session on it with no node checks,
+  so the session depends on its TTL alone and not on the server that created
+  it (a session made through a server dies with that server once autopilot
+  removes it). Give several ``--consul`` addresses then: it fails over.
+
+When Consul loses the session (agent restarted, session destroyed) or the key,
+it creates a new session and acquires the key again. When Consul cannot be
+reached it retries with a bounded backoff. On SIGTERM or
 SIGINT it destroys its session and deletes its key, so the node leaves at once.
 
-Python standard library only: a bare Pi needs nothing extra. The document has
-the same fields as the picluster.swarm.swarm_registration module writes
-(tests/unit/plugins/test_heartbeat.py keeps them in step).
+Python standard library only: a bare Pi needs nothing extra. The member
+document and its rules come from the collection's own
+plugins/module_utils/_membership.py (standard library only too), which the
+swarm_agent role installs beside this script: the heartbeat and the
+picluster.swarm modules write one format from one source.
 
 Settings (flag, or environment variable):
-  --consul       CONSUL_HTTP_ADDR      Consul HTTP API, host:port or http(s)://host:port (127.0.0.1:8500)
+  --consul       CONSUL_HTTP_ADDR      Consul HTTP API, host:port or http(s)://host:port (127.0.0.1:8500);
+                                       repeat the flag (or separate with commas) to fail over between agents
+  --own-node     HEARTBEAT_OWN_NODE    register this catalog node and hold a TTL-only session on it
   --token        CONSUL_HTTP_TOKEN     ACL token
   --ca-file      CONSUL_CACERT         CA bundle for https
   --prefix       HEARTBEAT_PREFIX      KV prefix (docker/swarm/nodes)
@@ -51,7 +71,6 @@ A systemd unit (the swarm_agent role installs its own from a template):
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import signal
@@ -60,70 +79,31 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple
 
-DEFAULT_PREFIX = "docker/swarm/nodes"
-DEFAULT_TTL = 20
-MIN_TTL = 10
-MAX_TTL = 86400
-SCHEMA_VERSION = 1
-SESSION_NAME_FORMAT = "swarm-member {address}"
+# Installed beside this script (Python puts the script's directory first on sys.path).
+from _membership import (
+    DEFAULT_PREFIX,
+    DEFAULT_TTL,
+    MAX_TTL,
+    MIN_TTL,
+    SESSION_NAME_FORMAT,
+    build_document,
+    encode_document,
+    member_key,
+    validate_address,
+)
+
 MAX_BACKOFF = 30.0
 
 
 def log(message: str) -> None:
     stamp = datetime.now(tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     print(f"{stamp} picluster-heartbeat: {message}", flush=True)
-
-
-# -- the document ------------------------------------------------------------
-
-
-def canonical_address(address: str) -> str:
-    """Return 'ip:port' (IPv6 as '[ip]:port'); raise ValueError otherwise."""
-    host, sep, port = (address or "").strip().rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{address!r} is not <ip>:<port>")
-    ip = ipaddress.ip_address(host.strip("[]"))
-    return f"[{ip}]:{int(port)}" if ip.version == 6 else f"{ip}:{int(port)}"
-
-
-def iso_time(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def build_document(
-    address: str,
-    *,
-    hostname: str,
-    role: str,
-    engine_version: str,
-    labels: Dict[str, str],
-    ttl: int,
-    heartbeat: Optional[float] = None,
-) -> Dict[str, Any]:
-    """The member document; same fields as plugins/module_utils/_membership.py build_document."""
-    beat = round(time.time() if heartbeat is None else heartbeat, 3)
-    return {
-        "schema": SCHEMA_VERSION,
-        "address": canonical_address(address),
-        "hostname": hostname or "",
-        "role": role or "",
-        "engine_version": engine_version or "",
-        "labels": {str(k): str(v) for k, v in (labels or {}).items()},
-        "ttl": int(ttl),
-        "heartbeat": beat,
-        "heartbeat_iso": iso_time(beat),
-    }
-
-
-def encode_document(document: Dict[str, Any]) -> str:
-    return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
 
 # -- Consul over urllib ----------------------------------------------------
@@ -153,14 +133,37 @@ def parse_consul_address(text: str) -> str:
 class Consul:
     """The handful of Consul calls the heartbeat needs."""
 
-    def __init__(self, base_url: str, token: str = "", ca_file: str = "", timeout: float = 5.0) -> None:
-        self.base_url = base_url
+    def __init__(self, base_urls: List[str], token: str = "", ca_file: str = "", timeout: float = 5.0) -> None:
+        if not base_urls:
+            raise ValueError("no Consul address")
+        self.base_urls = list(base_urls)
+        self.current = 0
         self.token = token
         self.timeout = timeout
-        self.context = ssl.create_default_context(cafile=ca_file or None) if base_url.startswith("https") else None
+        https = any(url.startswith("https") for url in self.base_urls)
+        self.context = ssl.create_default_context(cafile=ca_file or None) if https else None
+
+    @property
+    def base_url(self) -> str:
+        return self.base_urls[self.current]
 
     def call(self, method: str, path: str, body: Optional[str] = None, params: Optional[Dict[str, str]] = None
              ) -> Tuple[int, Any]:
+        """One request; when the agent cannot be reached, the same request to the next one (each once)."""
+        errors: List[str] = []
+        for attempt in range(len(self.base_urls)):
+            try:
+                return self._call_one(method, path, body, params)
+            except ConsulUnavailable as exc:
+                errors.append(str(exc))
+                if attempt + 1 < len(self.base_urls):
+                    failed = self.base_url
+                    self.current = (self.current + 1) % len(self.base_urls)
+                    log(f"{exc}; trying {self.base_url} instead of {failed}")
+        raise ConsulUnavailable("; ".join(errors))
+
+    def _call_one(self, method: str, path: str, body: Optional[str], params: Optional[Dict[str, str]]
+                  ) -> Tuple[int, Any]:
         url = self.base_url + urllib.parse.quote(path, safe="/:@")
         if params:
             url += "?" + urllib.parse.urlencode(params)
@@ -191,10 +194,19 @@ class Consul:
         except ValueError:
             return text
 
-    def create_session(self, name: str, ttl: int) -> str:
-        body = json.dumps({"Name": name, "TTL": f"{ttl}s", "Behavior": "delete", "LockDelay": "0s"})
-        _status, data = self.call("PUT", "/v1/session/create", body)
+    def create_session(self, name: str, ttl: int, node: str = "") -> str:
+        """A session on the agent's own node (with its serfHealth check), or on ``node`` with no node checks."""
+        spec: Dict[str, Any] = {"Name": name, "TTL": f"{ttl}s", "Behavior": "delete", "LockDelay": "0s"}
+        if node:
+            spec.update({"Node": node, "NodeChecks": []})
+        _status, data = self.call("PUT", "/v1/session/create", json.dumps(spec))
         return data["ID"]
+
+    def register_node(self, node: str, address: str) -> None:
+        """Put ``node`` in the catalog (idempotent); it has no health checks, so nothing reaps it."""
+        body = json.dumps({"Node": node, "Address": address, "SkipNodeUpdate": False,
+                           "NodeMeta": {"picluster-heartbeat": "true"}})
+        self.call("PUT", "/v1/catalog/register", body)
 
     def session_info(self, session_id: str) -> Optional[Dict[str, Any]]:
         status, data = self.call("GET", "/v1/session/info/" + session_id)
@@ -226,12 +238,15 @@ class Consul:
 class Heartbeat:
     """Keeps one member registered until stopped."""
 
-    def __init__(self, consul: Consul, key: str, address: str, ttl: int, document_fields: Dict[str, Any]) -> None:
+    def __init__(self, consul: Consul, key: str, address: str, ttl: int, document_fields: Dict[str, Any],
+                 *, own_node: str = "") -> None:
         self.consul = consul
         self.key = key
         self.address = address
         self.ttl = ttl
         self.fields = document_fields
+        self.own_node = own_node
+        self.interval = ttl / 3.0
         self.session_name = SESSION_NAME_FORMAT.format(address=address)
         self.session_id: Optional[str] = None
         self.stop_event = threading.Event()
@@ -249,8 +264,11 @@ class Heartbeat:
             if info and info.get("Name") == self.session_name and self.consul.renew(holder):
                 log(f"took over session {holder} holding {self.key}")
                 return holder
-        session_id = self.consul.create_session(self.session_name, self.ttl)
-        log(f"created session {session_id} (TTL {self.ttl}s, behaviour delete)")
+        if self.own_node:
+            self.consul.register_node(self.own_node, self.address.rsplit(":", 1)[0].strip("[]"))
+        session_id = self.consul.create_session(self.session_name, self.ttl, node=self.own_node)
+        bound = f"TTL only, on catalog node {self.own_node}" if self.own_node else "bound to this node's agent"
+        log(f"created session {session_id} (TTL {self.ttl}s, behaviour delete, {bound})")
         return session_id
 
     def beat(self) -> None:
@@ -269,13 +287,14 @@ class Heartbeat:
             if self.failures:
                 log(f"Consul answers again; {self.key} registered")
             self.failures = 0
-            return self.ttl / 2.0
+            return self.interval
         self.failures += 1
-        # Short first retries to save the session, never longer than half a TTL.
-        return min(2.0 ** (self.failures - 1), self.ttl / 2.0, MAX_BACKOFF)
+        # Short first retries to save the session, never longer than the renewal interval.
+        return min(2.0 ** (self.failures - 1), self.interval, MAX_BACKOFF)
 
     def run(self) -> None:
-        log(f"announcing {self.key} every {self.ttl / 2.0:.0f}s (TTL {self.ttl}s)")
+        agents = ", ".join(self.consul.base_urls)
+        log(f"announcing {self.key} every {self.interval:.1f}s (TTL {self.ttl}s) through {agents}")
         while not self.stop_event.is_set():
             try:
                 self.beat()
@@ -338,7 +357,9 @@ def docker_engine_version() -> str:
 def build_parser(environ: Dict[str, str]) -> argparse.ArgumentParser:
     env = environ.get
     parser = argparse.ArgumentParser(description="Announce this node in Consul under a TTL (classic swarm layout).")
-    parser.add_argument("--consul", default=env("CONSUL_HTTP_ADDR", "127.0.0.1:8500"))
+    parser.add_argument("--consul", action="append", default=[],
+                        help="Consul HTTP API; repeat (or separate with commas) to fail over")
+    parser.add_argument("--own-node", default=env("HEARTBEAT_OWN_NODE", ""))
     parser.add_argument("--token", default=env("CONSUL_HTTP_TOKEN", ""))
     parser.add_argument("--ca-file", default=env("CONSUL_CACERT", ""))
     parser.add_argument("--prefix", default=env("HEARTBEAT_PREFIX", DEFAULT_PREFIX))
@@ -354,26 +375,32 @@ def build_parser(environ: Dict[str, str]) -> argparse.ArgumentParser:
 
 def heartbeat_from_args(argv: Optional[List[str]] = None, environ: Optional[Dict[str, str]] = None) -> Heartbeat:
     """Parse flags and environment; raise SystemExit with a message on bad settings."""
-    parser = build_parser(dict(os.environ if environ is None else environ))
+    environment = dict(os.environ if environ is None else environ)
+    env_addr = environment.get("CONSUL_HTTP_ADDR", "127.0.0.1:8500")
+    parser = build_parser(environment)
     args = parser.parse_args(argv)
     try:
-        address = canonical_address(args.address)
-    except ValueError:
-        parser.error(f"--address (HEARTBEAT_ADDRESS) must be this node's <ip>:<port>, got {args.address!r}")
+        address = validate_address(args.address)
+    except ValueError as exc:
+        parser.error(f"--address (HEARTBEAT_ADDRESS) must be this node's <ip>:<port>, got {args.address!r}: {exc}")
     if not MIN_TTL <= args.ttl <= MAX_TTL:
         parser.error(f"--ttl must be between {MIN_TTL} and {MAX_TTL} seconds (Consul's limits)")
-    prefix = args.prefix.strip().strip("/")
-    if not prefix:
+    try:
+        key = member_key(args.prefix, address)
+    except ValueError:
         parser.error("--prefix must not be empty")
     try:
         labels = parse_labels(args.label)
-        base_url = parse_consul_address(args.consul)
+        addresses = [a.strip() for item in (args.consul or [env_addr]) for a in item.split(",") if a.strip()]
+        base_urls = [parse_consul_address(a) for a in addresses or ["127.0.0.1:8500"]]
     except ValueError as exc:
         parser.error(str(exc))
     engine = docker_engine_version() if args.engine_version == "auto" else args.engine_version
-    consul = Consul(base_url, token=args.token, ca_file=args.ca_file, timeout=args.timeout)
+    if args.own_node and not args.own_node.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        parser.error(f"--own-node must be a Consul node name (letters, digits, '-', '_', '.'), got {args.own_node!r}")
+    consul = Consul(base_urls, token=args.token, ca_file=args.ca_file, timeout=args.timeout)
     fields = {"hostname": args.hostname, "role": args.role, "engine_version": engine, "labels": labels}
-    return Heartbeat(consul, f"{prefix}/{address}", address, args.ttl, fields)
+    return Heartbeat(consul, key, address, args.ttl, fields, own_node=args.own_node)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

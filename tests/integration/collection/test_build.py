@@ -61,18 +61,40 @@ def test_every_module_resolves_by_fqcn(installed):
         assert name in out
 
 
-def test_every_role_resolves_by_fqcn(installed, tmp_path):
-    roles = sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "tasks").is_dir())
+def entry_points(role: Path) -> list[str]:
+    specs = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    return sorted(specs)
+
+
+def test_every_role_entry_point_resolves_by_fqcn(installed, tmp_path):
+    """Every entry point of every role, internal ones (app_image build, swarm classic) included."""
+    roles = {p.name: entry_points(p) for p in sorted((ROOT / "roles").iterdir()) if (p / "tasks").is_dir()}
     assert roles, "the collection ships no roles"
-    play = [{"name": "Resolve roles", "hosts": "localhost", "gather_facts": False,
-             "tasks": [{"name": f"Resolve {r}", "ansible.builtin.import_role": {"name": f"picluster.swarm.{r}"}}
-                       for r in roles]}]
+    tasks = [{"name": f"Resolve {role} {entry}",
+              "ansible.builtin.import_role": {"name": f"picluster.swarm.{role}", "tasks_from": entry}}
+             for role, entries in roles.items() for entry in entries]
     playbook = tmp_path / "resolve.yml"
-    playbook.write_text(yaml.safe_dump(play))
+    playbook.write_text(yaml.safe_dump([{"name": "Resolve roles", "hosts": "localhost", "gather_facts": False,
+                                         "tasks": tasks}]))
     # import_role resolves every role while the playbook is parsed.
     out = _run(["ansible-playbook", "-i", "localhost,", "--syntax-check", str(playbook)],
                env=installed["env"], cwd=tmp_path)
     assert "playbook: " in out
-    for role in roles:
+    for role, entries in roles.items():
         doc = _run(["ansible-doc", "-t", "role", f"picluster.swarm.{role}"], env=installed["env"], cwd=tmp_path)
-        assert "ENTRY POINT: *main*" in doc, f"picluster.swarm.{role} has no documented main entry point"
+        for entry in entries:
+            assert f"ENTRY POINT: *{entry}*" in doc, f"picluster.swarm.{role} does not document entry point {entry}"
+    internal = {"app_image"}  # called by other roles only
+    for role in set(roles) - internal:
+        assert "main" in roles[role], f"picluster.swarm.{role} has no main entry point"
+
+
+def test_site_playbook_runs_by_fqcn(installed, tmp_path):
+    """playbooks/site.yml ships as picluster.swarm.site: the whole cluster without the checkout."""
+    inventory = tmp_path / "hosts.yml"
+    groups = {"masters": {"hosts": {"m1": {}}}, "nodes": {"hosts": {"n1": {}}}}
+    inventory.write_text(yaml.safe_dump({"all": {"children": groups}}))
+    out = _run(["ansible-playbook", "-i", str(inventory), "picluster.swarm.site", "--list-tags"],
+               env=installed["env"], cwd=tmp_path)
+    for tag in ("base", "docker", "consul", "swarm", "overlay", "proxy", "dashboard"):
+        assert tag in out

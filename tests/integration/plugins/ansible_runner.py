@@ -22,7 +22,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
-HEARTBEAT = ROOT / "roles" / "swarm_agent" / "files" / "picluster-heartbeat.py"
 
 
 def free_port() -> int:
@@ -139,10 +138,10 @@ def wait_until(predicate: Any, timeout: float, interval: float = 0.25, what: str
 class HeartbeatProcess:
     """The real heartbeat script as a subprocess."""
 
-    def __init__(self, workdir: Path, args: List[str], env: Optional[Dict[str, str]] = None) -> None:
+    def __init__(self, script: Path, workdir: Path, args: List[str], env: Optional[Dict[str, str]] = None) -> None:
         self.log_path = workdir / f"heartbeat-{time.monotonic_ns()}.log"
         self.log = open(self.log_path, "w")
-        self.process = subprocess.Popen([sys.executable, str(HEARTBEAT), *args], stdout=self.log,
+        self.process = subprocess.Popen([sys.executable, str(script), *args], stdout=self.log,
                                         stderr=subprocess.STDOUT, env=clean_env(env), start_new_session=True)
 
     def output(self) -> str:

@@ -23,11 +23,12 @@ def ansible(tmp_path: Path) -> Ansible:
 
 
 @pytest.fixture
-def heartbeat(tmp_path: Path) -> Iterator:
+def heartbeat(installed_heartbeat: Path, tmp_path: Path) -> Iterator:
+    """Start the heartbeat as the role installs it (script and _membership.py side by side)."""
     started: List[HeartbeatProcess] = []
 
     def start(*args: str, env: Optional[Dict[str, str]] = None) -> HeartbeatProcess:
-        process = HeartbeatProcess(tmp_path, list(args), env)
+        process = HeartbeatProcess(installed_heartbeat, tmp_path, list(args), env)
         started.append(process)
         return process
 

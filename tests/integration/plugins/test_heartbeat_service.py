@@ -9,7 +9,6 @@ import base64
 import json
 import signal
 import time
-from pathlib import Path
 
 from ansible_collections.picluster.swarm.plugins.module_utils._consul import ConsulClient, resolve_settings
 from ansible_collections.picluster.swarm.plugins.module_utils._membership import DOCUMENT_FIELDS, read_membership
@@ -158,4 +157,3 @@ def test_heartbeat_document_matches_module_fields(consul_agent, kv_prefix, heart
     wait_until(lambda: consul_agent.kv_get(f"{kv_prefix}/{address}") is not None, 20, what="registration")
     value = json.loads(base64.b64decode(consul_agent.kv_get(f"{kv_prefix}/{address}")["Value"]))
     assert sorted(value) == sorted(DOCUMENT_FIELDS)
-    assert Path(ROOT / "roles" / "swarm_agent" / "files" / "picluster-heartbeat.py").exists()

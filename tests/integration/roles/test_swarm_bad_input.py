@@ -6,6 +6,7 @@ from _play import local_inventory, run_playbook
 
 MANAGER_PLAY = {"name": "Managers", "hosts": "masters", "gather_facts": False,
                 "roles": ["picluster.swarm.swarm_manager"]}
+CLASSIC_ENTRY_POINT = {"name": "picluster.swarm.swarm", "tasks_from": "classic"}
 AGENT_PLAY = {"name": "Agents", "hosts": "all", "gather_facts": False, "roles": ["picluster.swarm.swarm_agent"]}
 
 
@@ -52,17 +53,28 @@ def test_managers_missing_from_the_play(tmp_path):
     assert_refused(rc, out, "the play must include every swarm manager (m1")
 
 
+def test_heartbeat_ttl_outside_consuls_limits(tmp_path):
+    rc, out = run_playbook(tmp_path, local_inventory(["m1"], ["n1"]), [AGENT_PLAY],
+                           extra_vars={"swarm_heartbeat_ttl": 5})
+    assert_refused(rc, out, "swarm_heartbeat_ttl is 5: Consul takes session TTLs from 10 to 86400 seconds")
+
+
 def test_classic_containers_rendered(tmp_path):
-    """Classic swarm's image cannot be pulled here: check the containers as data."""
+    """Classic swarm's image cannot be pulled here: check the containers as data (the swarm role's entry point)."""
     play = [{"name": "Classic", "hosts": "n1", "gather_facts": False, "tasks": [
-        {"name": "Render", "ansible.builtin.include_role": {"name": "picluster.swarm.swarm_agent",
-                                                            "tasks_from": "classic_facts.yml"},
-         "vars": {"swarm_agent_node_address": "10.0.0.11", "swarm_agent_consul_url": "10.0.0.10:8500",
-                  "swarm_engine_port": 2375}},
+        {"name": "Render", "ansible.builtin.include_role": CLASSIC_ENTRY_POINT,
+         "vars": {"swarm_node_address": "10.0.0.11", "swarm_consul_url": "10.0.0.10:8500", "swarm_engine_port": 2375}},
         {"name": "Check", "ansible.builtin.assert": {"that": [
-            "swarm_agent_classic_agent_container.command == ['join', '--addr=10.0.0.11:2375', 'consul://10.0.0.10:8500/']",
-            "swarm_agent_classic_manager_container.command == ['manage', 'consul://10.0.0.10:8500/']",
-            "swarm_agent_classic_manager_container.published_ports == ['1234:2375']",
-            "swarm_agent_classic_agent_container.image == 'swarm:1.2.9'"]}}]}]
+            "swarm_classic_agent_container.command == ['join', '--addr=10.0.0.11:2375', 'consul://10.0.0.10:8500/']",
+            "swarm_classic_manager_container.command == ['manage', 'consul://10.0.0.10:8500/']",
+            "swarm_classic_manager_container.published_ports == ['1234:2375']",
+            "swarm_classic_agent_container.image == 'swarm:1.2.9'"]}}]}]
     rc, out = run_playbook(tmp_path, local_inventory(["m1"], ["n1"]), play)
     assert rc == 0, out
+
+
+def test_classic_entry_point_validates_its_inputs(tmp_path):
+    play = [{"name": "Classic", "hosts": "n1", "gather_facts": False, "tasks": [
+        {"name": "Render", "ansible.builtin.include_role": CLASSIC_ENTRY_POINT}]}]
+    rc, out = run_playbook(tmp_path, local_inventory(["m1"], ["n1"]), play)
+    assert_refused(rc, out, "missing required arguments: swarm_consul_url, swarm_node_address")

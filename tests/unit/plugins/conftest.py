@@ -17,10 +17,10 @@ if str(ROOT / "collections") not in sys.path:
 
 
 @pytest.fixture(scope="session")
-def heartbeat_module():
-    """roles/swarm_agent/files/picluster-heartbeat.py imported as a module (its name has a dash)."""
-    path = ROOT / "roles" / "swarm_agent" / "files" / "picluster-heartbeat.py"
-    spec = importlib.util.spec_from_file_location("picluster_heartbeat", path)
+def heartbeat_module(installed_heartbeat: Path):
+    """The heartbeat script imported as a module (its name has a dash), from where the role installs it."""
+    sys.path.insert(0, str(installed_heartbeat.parent))
+    spec = importlib.util.spec_from_file_location("picluster_heartbeat", installed_heartbeat)
     module = importlib.util.module_from_spec(spec)
     sys.modules["picluster_heartbeat"] = module
     spec.loader.exec_module(module)

@@ -5,7 +5,12 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
+import yaml
+from ansible_collections.picluster.swarm.plugins.doc_fragments.consul import ModuleDocFragment
 from ansible_collections.picluster.swarm.plugins.module_utils import _consul as c
 
 NO_OPTIONS = {name: None for name in c.CONSUL_OPTION_NAMES}
@@ -132,3 +137,25 @@ def test_tls_reasons(error, reason):
 
 def test_argument_spec_marks_token_no_log():
     assert c.CONSUL_ARGUMENT_SPEC["token"]["no_log"] is True
+
+
+def test_doc_fragment_documents_the_argument_spec_once():
+    """The fragment's options are the argument spec's, with the same types and defaults."""
+    documented = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]
+    assert set(documented) == set(c.CONSUL_ARGUMENT_SPEC)
+    for name, spec in c.CONSUL_ARGUMENT_SPEC.items():
+        assert documented[name]["type"] == spec["type"], name
+        assert documented[name].get("default") == spec.get("default"), name
+        assert documented[name].get("choices") == spec.get("choices"), name
+    # The add-on fragments add requirements and notes, never a second copy of the options.
+    for addon in (ModuleDocFragment.MODULE, ModuleDocFragment.PLUGIN):
+        assert not yaml.safe_load(addon)["options"]
+
+
+def test_doc_fragment_names_every_environment_variable_read():
+    """Each CONSUL_* variable the client reads is documented (they drifted when written twice)."""
+    source = Path(c.__file__).read_text()
+    read = set(re.findall(r'"(CONSUL_[A-Z_]+)"', source))
+    assert read, "no environment variable found in _consul.py"
+    for name in sorted(read):
+        assert f"E({name}" in ModuleDocFragment.DOCUMENTATION, name

@@ -1,49 +1,36 @@
 # Copyright (c) 2025 picluster.swarm developers
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The node-side heartbeat: its document matches the module's, its settings and its retry logic.
+"""The node-side heartbeat: its settings and its retry logic.
 
-The heartbeat cannot import module_utils on a bare Pi, so it keeps its own copy
-of the document builder; these tests keep the two identical.
+Its member document is the collection's own (_membership.py, installed beside
+the script), so there is no second copy to keep in step.
 """
 
 from __future__ import annotations
 
+import ast
 import json
+import sys
+from pathlib import Path
 
 import pytest
 from ansible_collections.picluster.swarm.plugins.module_utils import _membership as m
 
-FIELDS = {"hostname": "node1", "role": "worker", "engine_version": "20.10.24", "labels": {"arch": "armv7l", "n": 2}}
+
+def test_document_is_the_collections(heartbeat_module):
+    """What the heartbeat writes is a valid member for the modules' parser."""
+    beat = heartbeat_module.heartbeat_from_args(["--address", "10.0.0.11:2375", "--hostname", "node1"], {})
+    assert m.parse_value("10.0.0.11:2375", beat.document())["hostname"] == "node1"
 
 
-def test_document_identical_to_swarm_registration(heartbeat_module):
-    ours = heartbeat_module.build_document("10.0.0.11:2375", ttl=20, heartbeat=1_800_000_000.5, **FIELDS)
-    theirs = m.build_document("10.0.0.11:2375", ttl=20, heartbeat=1_800_000_000.5, **FIELDS)
-    assert ours == theirs
-    assert tuple(ours) == m.DOCUMENT_FIELDS
-    assert heartbeat_module.encode_document(ours) == m.encode_document(theirs)
-    # What the heartbeat writes is a valid member for the shared parser.
-    assert m.parse_value("10.0.0.11:2375", heartbeat_module.encode_document(ours))["hostname"] == "node1"
-
-
-def test_shared_constants(heartbeat_module):
-    assert heartbeat_module.SESSION_NAME_FORMAT == m.SESSION_NAME_FORMAT
-    assert heartbeat_module.DEFAULT_PREFIX == m.DEFAULT_PREFIX
-    assert heartbeat_module.DEFAULT_TTL == m.DEFAULT_TTL
-    assert heartbeat_module.SCHEMA_VERSION == m.SCHEMA_VERSION
-    assert (heartbeat_module.MIN_TTL, heartbeat_module.MAX_TTL) == (m.MIN_TTL, m.MAX_TTL)
-
-
-@pytest.mark.parametrize("address", ["10.0.0.1:2375", "[::1]:2376", "10.0.0.1", "x:1", "10.0.0.1:0"])
-def test_canonical_address_agrees_with_module_utils(heartbeat_module, address):
-    try:
-        expected = m.validate_address(address)
-    except m.InvalidEntry:
-        with pytest.raises(ValueError):
-            heartbeat_module.canonical_address(address)
-    else:
-        assert heartbeat_module.canonical_address(address) == expected
+def test_membership_code_is_standard_library_only():
+    """The heartbeat runs on a bare Pi with _membership.py beside it: nothing outside the standard library."""
+    tree = ast.parse(Path(m.__file__).read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported <= set(sys.stdlib_module_names), imported - set(sys.stdlib_module_names)
 
 
 def test_settings_from_flags_and_environment(heartbeat_module):
@@ -69,6 +56,7 @@ def test_settings_from_flags_and_environment(heartbeat_module):
         (["--address", "10.0.0.1:2375", "--label", "novalue"], "label 'novalue' is not key=value"),
         (["--address", "10.0.0.1:2375", "--consul", "ftp://x"], "is not host:port or http(s)://host:port"),
         (["--address", "10.0.0.1:2375", "--prefix", "/"], "--prefix must not be empty"),
+        (["--address", "10.0.0.1:2375", "--own-node", "a b"], "--own-node must be a Consul node name"),
     ],
 )
 def test_bad_settings_exit_with_message(heartbeat_module, capsys, argv, message):
@@ -81,9 +69,35 @@ def test_bad_settings_exit_with_message(heartbeat_module, capsys, argv, message)
 def test_backoff_is_bounded(heartbeat_module):
     beat = heartbeat_module.heartbeat_from_args(["--address", "10.0.0.1:2375", "--ttl", "20"], {})
     delays = [beat.next_delay(False) for _attempt in range(10)]
-    assert delays[:4] == [1.0, 2.0, 4.0, 8.0]
-    assert max(delays) == 10.0  # never longer than half a TTL
-    assert beat.next_delay(True) == 10.0 and beat.failures == 0
+    assert delays[:3] == [1.0, 2.0, 4.0]
+    assert max(delays) == pytest.approx(20 / 3)  # never longer than the renewal interval, a third of the TTL
+    assert beat.next_delay(True) == pytest.approx(20 / 3) and beat.failures == 0
+
+
+def test_several_consul_addresses_and_own_node(heartbeat_module):
+    beat = heartbeat_module.heartbeat_from_args(
+        ["--address", "10.0.0.1:2376", "--consul", "10.0.0.10:8500,10.0.0.11:8500", "--consul", "https://10.0.0.12:8501",
+         "--own-node", "node1"], {})
+    assert beat.consul.base_urls == ["http://10.0.0.10:8500", "http://10.0.0.11:8500", "https://10.0.0.12:8501"]
+    assert beat.own_node == "node1"
+    local = heartbeat_module.heartbeat_from_args(["--address", "10.0.0.1:2376"], {})
+    assert local.consul.base_urls == ["http://127.0.0.1:8500"] and local.own_node == ""
+
+
+def test_failover_to_the_next_agent(heartbeat_module, monkeypatch):
+    consul = heartbeat_module.Consul(["http://a:8500", "http://b:8500"])
+    seen = []
+
+    def one(method, path, body, params):
+        seen.append(consul.base_url)
+        if consul.base_url == "http://a:8500":
+            raise heartbeat_module.ConsulUnavailable("cannot reach Consul at http://a:8500: refused")
+        return 200, True
+
+    monkeypatch.setattr(consul, "_call_one", one)
+    assert consul.call("PUT", "/v1/session/renew/x") == (200, True)
+    assert consul.call("PUT", "/v1/session/renew/x") == (200, True)  # stays on the agent that answered
+    assert seen == ["http://a:8500", "http://b:8500", "http://b:8500"]
 
 
 class FakeConsul:
@@ -94,11 +108,14 @@ class FakeConsul:
         self.kv = {}
         self.created = 0
 
-    def create_session(self, name, ttl):
+    def create_session(self, name, ttl, node=""):
         self.created += 1
         sid = f"s{self.created}"
-        self.sessions[sid] = {"ID": sid, "Name": name}
+        self.sessions[sid] = {"ID": sid, "Name": name, "Node": node}
         return sid
+
+    def register_node(self, node, address):
+        self.nodes = {**getattr(self, "nodes", {}), node: address}
 
     def session_info(self, sid):
         return self.sessions.get(sid)
@@ -152,3 +169,13 @@ def test_foreign_holder_is_not_taken_over(heartbeat_module):
     with pytest.raises(heartbeat_module.ConsulUnavailable, match="held by another session"):
         beat.beat()
     assert consul.kv["p/10.0.0.1:2375"]["Session"] == "other"
+
+
+def test_own_node_session_is_registered_on_that_node(heartbeat_module):
+    consul = FakeConsul()
+    beat = heartbeat_module.Heartbeat(consul, "p/10.0.0.1:2375", "10.0.0.1:2375", 10,
+                                      {"hostname": "n", "role": "worker", "engine_version": "", "labels": {}},
+                                      own_node="node1")
+    beat.beat()
+    assert consul.nodes == {"node1": "10.0.0.1"}
+    assert consul.sessions["s1"]["Node"] == "node1"

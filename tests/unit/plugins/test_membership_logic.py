@@ -9,6 +9,8 @@ import base64
 import json
 
 import pytest
+import yaml
+from ansible_collections.picluster.swarm.plugins.doc_fragments.membership import ModuleDocFragment
 from ansible_collections.picluster.swarm.plugins.module_utils import _membership as m
 
 NOW = 1_800_000_000.0
@@ -202,3 +204,13 @@ def test_read_membership_reads_kv_then_sessions_once():
     members, invalid = m.read_membership(Recorder(), "/" + PREFIX + "/")
     assert calls == [("kv", PREFIX), ("sessions",)]
     assert len(members) == 1 and not invalid
+
+
+def test_membership_doc_fragment_documents_the_argument_specs_once():
+    """The options written once in the picluster.swarm.membership fragment are the code's, same types and defaults."""
+    for fragment, spec in ((ModuleDocFragment.DOCUMENTATION, m.PREFIX_ARGUMENT_SPEC),
+                           (ModuleDocFragment.READ, m.READ_ARGUMENT_SPEC)):
+        documented = yaml.safe_load(fragment)["options"]
+        assert set(documented) == set(spec)
+        for name, option in spec.items():
+            assert (documented[name]["type"], documented[name]["default"]) == (option["type"], option["default"])

@@ -22,9 +22,11 @@ def service(sid: str, name: str, labels: dict | None = None) -> dict:
     return {"ID": sid, "Spec": {"Name": name, "Labels": labels or {}}}
 
 
-def task(sid: str, address: str, state: str = "running", desired: str = "running", net: str = "my-net") -> dict:
+def task(sid: str, address: str, state: str = "running", desired: str = "running", *, net: str = "my-net",
+         node: str = "n1") -> dict:
     return {
         "ServiceID": sid,
+        "NodeID": node,
         "DesiredState": desired,
         "Status": {"State": state},
         "NetworksAttachments": [
@@ -47,6 +49,17 @@ def test_task_addresses_keep_only_running_tasks_on_the_network():
     ]
     # Sorted numerically, not as text.
     assert gen.task_addresses(tasks, "my-net") == ["10.0.1.3", "10.0.1.12"]
+
+
+def test_tasks_on_nodes_the_swarm_sees_down_are_left_out():
+    nodes = [{"ID": "n1", "Status": {"State": "ready"}}, {"ID": "n2", "Status": {"State": "down"}},
+             {"ID": "n3", "Status": {"State": "unknown"}}]
+    down = gen.down_nodes(nodes)
+    assert down == {"n2", "n3"}
+    tasks = [task("s1", "10.0.1.3"), task("s1", "10.0.1.4", node="n2"), task("s1", "10.0.1.5", node="n3")]
+    assert gen.task_addresses(tasks, "my-net", down) == ["10.0.1.3"]
+    vhosts, _problems = gen.virtual_hosts([WEB], tasks, "my-net", down)
+    assert vhosts[0].servers == ("10.0.1.3:8080",)
 
 
 def test_task_addresses_match_the_network_id_too():

@@ -13,8 +13,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
-SCRIPT = ROOT / "scripts" / "check_controller_become.py"
-_SPEC = importlib.util.spec_from_file_location("check_controller_become", SCRIPT)
+SCRIPT = ROOT / "tests" / "lint" / "controller_become.py"
+_SPEC = importlib.util.spec_from_file_location("controller_become", SCRIPT)
 checker = importlib.util.module_from_spec(_SPEC)
 sys.modules[_SPEC.name] = checker  # dataclasses look their module up there
 _SPEC.loader.exec_module(checker)

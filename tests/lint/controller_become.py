@@ -1,4 +1,7 @@
 #!/usr/bin/env python3
+# Copyright (c) 2025 picluster.swarm developers
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Fail when a task that runs on the controller could run with become.
 
 Users run ansible-playbook as themselves on a laptop; a play's `become: true`
@@ -13,7 +16,7 @@ enclosing block:
 * `local_action`;
 * every task of a play on `localhost` that sets `become: true`.
 
-Usage: check_controller_become.py [PATH...]   (default: roles playbooks site.yml)
+Usage: tests/lint/controller_become.py [PATH...]   (default: roles playbooks site.yml)
 Prints one line per offending task and exits 1 when there is any.
 """
 
@@ -148,7 +151,7 @@ def check(paths: List[Path]) -> List[Finding]:
 
 
 def main(argv: List[str]) -> int:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     paths = [Path(a) for a in argv] or [root / "roles", root / "playbooks", root / "site.yml"]
     missing = [str(p) for p in paths if not p.exists()]
     paths = [p for p in paths if p.exists()]
