@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One set-up path for a fresh machine (Debian 12, root, nothing running):
-#   host packages -> Docker engine -> Python venv -> Consul binary -> node images
+#   host packages -> Docker engine -> Python venvs -> Consul binary -> node images
 # Every step checks before it acts, so a second run takes seconds.
-# Usage: scripts/setup.sh [packages|engine|venv|consul|images|all]...
+# Usage: scripts/setup.sh [packages|engine|venv|oldest|consul|images|all]...
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -55,6 +55,37 @@ step_venv() {
   touch "$VENV_DIR/.complete"
 }
 
+# A second, small venv: the oldest ansible-core claimed, and only the three
+# collections the roles use, out of the ansible release that shipped them.
+step_oldest() {
+  local want="ansible-core==$OLDEST_ANSIBLE_CORE $OLDEST_COLLECTIONS_FROM"
+  if [ -x "$OLDEST_VENV_DIR/bin/ansible-playbook" ] && [ "$(cat "$OLDEST_VENV_DIR/.complete" 2>/dev/null)" = "$want" ]; then
+    say "oldest venv: present ($want, $OLDEST_VENV_DIR)"; return
+  fi
+  say "oldest venv: creating $OLDEST_VENV_DIR ($want)"
+  local t0 site wheels
+  t0=$(now)
+  rm -rf "$OLDEST_VENV_DIR"
+  python3 -m venv "$OLDEST_VENV_DIR" || die "python3 -m venv failed; install python3-venv"
+  PIP_CACHE_DIR="$PICLUSTER_CACHE/pip" "$OLDEST_VENV_DIR/bin/pip" install -q --disable-pip-version-check \
+    "ansible-core==$OLDEST_ANSIBLE_CORE" || die "pip install ansible-core==$OLDEST_ANSIBLE_CORE failed (see above)"
+  wheels="$PICLUSTER_CACHE/wheels"
+  mkdir -p "$wheels"
+  PIP_CACHE_DIR="$PICLUSTER_CACHE/pip" "$OLDEST_VENV_DIR/bin/pip" download -q --disable-pip-version-check --no-deps \
+    -d "$wheels" "$OLDEST_COLLECTIONS_FROM" || die "pip download $OLDEST_COLLECTIONS_FROM failed (see above)"
+  site=$("$OLDEST_VENV_DIR/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  "$OLDEST_VENV_DIR/bin/python" - "$wheels/${OLDEST_COLLECTIONS_FROM/==/-}-py3-none-any.whl" "$site" <<'PY' \
+    || die "could not unpack the collections from $OLDEST_COLLECTIONS_FROM"
+import sys, zipfile
+wheel, site = sys.argv[1:]
+wanted = tuple(f"ansible_collections/community/{name}/" for name in ("general", "docker", "crypto"))
+with zipfile.ZipFile(wheel) as archive:
+    archive.extractall(site, [n for n in archive.namelist() if n.startswith(wanted)])
+PY
+  echo "$want" >"$OLDEST_VENV_DIR/.complete"
+  say "oldest venv: made in $(( $(now) - t0 ))s: $("$OLDEST_VENV_DIR/bin/ansible" --version | sed -n 1p)"
+}
+
 step_consul() {
   if [ -x "$CONSUL_BIN" ] && "$CONSUL_BIN" version >/dev/null 2>&1; then
     say "consul: present ($("$CONSUL_BIN" version | head -1), $CONSUL_BIN)"; return
@@ -80,9 +111,9 @@ main() {
   [ ${#steps[@]} -gt 0 ] || steps=(all)
   for s in "${steps[@]}"; do
     case "$s" in
-      all) step_packages; step_engine; step_venv; step_consul; step_images ;;
-      packages|engine|venv|consul|images) "step_$s" ;;
-      *) die "unknown step '$s'; steps are: packages engine venv consul images all" ;;
+      all) step_packages; step_engine; step_venv; step_oldest; step_consul; step_images ;;
+      packages|engine|venv|oldest|consul|images) "step_$s" ;;
+      *) die "unknown step '$s'; steps are: packages engine venv oldest consul images all" ;;
     esac
   done
 }

@@ -22,6 +22,8 @@ stage_lint() {
   ansible-lint --offline --profile production -q || return 1
   # Each role's defaults/main.yml and meta/argument_specs.yml agree; roles include only entry points.
   python3 tests/lint/role_arguments.py || return 1
+  # Nothing on the controller may need root: users run ansible-playbook as themselves.
+  python3 tests/lint/controller_become.py || return 1
 }
 
 stage_sanity() {
