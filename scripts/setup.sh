@@ -70,9 +70,8 @@ step_consul() {
 }
 
 step_images() {
-  python3 "$PICLUSTER_ROOT/scripts/node_image.py" build || die "the node images could not be built (see above)"
-  # What real Pis would pull (nginx base, the demo app) is built here too.
-  python3 "$PICLUSTER_ROOT/scripts/app_images.py" build || die "the app images could not be built (see above)"
+  # The node images, and what real Pis would pull (nginx base, the demo app).
+  python3 "$PICLUSTER_ROOT/lab" images build || die "the lab's images could not be built (see above)"
 }
 
 main() {
