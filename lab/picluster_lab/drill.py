@@ -225,6 +225,7 @@ class DrillRun:
     def start_traffic(self) -> None:
         """A bounded request loop through the entry point, in the background."""
         limits = self.limits
+        self._stop.clear()
 
         def loop() -> None:
             began = time.monotonic()

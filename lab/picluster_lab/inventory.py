@@ -12,7 +12,7 @@ import hashlib
 import ipaddress
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,6 @@ class Inventory:
     connection: str
     hosts: tuple[Host, ...]
     path: Path
-    extra_vars: dict[str, Any] = field(default_factory=dict)
 
 
 def container_name(lab: str, host: str) -> str:
@@ -172,7 +171,6 @@ def parse(text: str, path: Path) -> Inventory:
         connection=top["vars"]["ansible_connection"],
         hosts=hosts,
         path=path,
-        extra_vars={k: v for k, v in top["vars"].items() if k != "picluster_lab"},
     )
 
 

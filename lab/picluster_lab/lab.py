@@ -91,11 +91,6 @@ class Lab:
     def container(self, host: str) -> str:
         return self._host(host).container
 
-    def host_of(self, address: str) -> str | None:
-        """The host with this lab address (an `ip` or `ip:port`), if any."""
-        ip = address.rsplit(":", 1)[0] if address.count(":") == 1 else address
-        return next((h.name for h in self.inventory.hosts if h.address == ip), None)
-
     @property
     def first_master(self) -> str:
         masters = self.hosts("masters")

@@ -81,6 +81,17 @@ def start_node(lab: str, host: Host, image: str, network: str) -> None:
     )
 
 
+def boot_hint(host: Host) -> str:
+    """What the node's console says about a boot that did not finish."""
+    log = docker("logs", "--tail", "20", host.container, check=False, timeout=30)
+    text = log.stdout + log.stderr
+    if "Too many open files" in text or "inotify" in text.lower():
+        return (": this host ran out of inotify instances (every lab node's systemd takes several); raise "
+                "fs.inotify.max_user_instances (scripts/setup.sh engine does) or take other labs down")
+    last = [line for line in text.splitlines() if line.strip()][-1:]
+    return f"; its console ends: {last[0][:200]}" if last else ""
+
+
 def wait_booted(host: Host, need_engine: bool) -> str:
     """Wait for systemd (and the engine); return systemd's state."""
     deadline = time.monotonic() + BOOT_TIMEOUT
@@ -92,7 +103,7 @@ def wait_booted(host: Host, need_engine: bool) -> str:
         time.sleep(1)
     else:
         raise LabError(
-            f"{host.name}: systemd did not finish booting within {BOOT_TIMEOUT}s (state {state!r}); "
+            f"{host.name}: systemd did not finish booting within {BOOT_TIMEOUT}s (state {state!r}){boot_hint(host)}; "
             f"see `docker logs {host.container}`"
         )
     if state == "degraded":
