@@ -3,7 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Benchmark (not a test): the whole cluster on the local lab, for 1, 3 and 5 nodes.
 
-For each size N: a lab `bench<N>` (1 master + N nodes), the app images loaded,
+For each size N: a lab `bench<N>` (1 master + N nodes; named
+$PICLUSTER_LAB_PREFIX`bench<N>` when that is set), the app images loaded,
 then
   - site.yml cold (wall time), and again (idempotent: wall time, changed=0 on every host);
   - optionally the idempotent run once more with Ansible's default fact gathering
@@ -149,19 +150,21 @@ def measured(
 def drill(lab: Lab, ttl: int, logs: Path) -> Dict[str, Any]:
     """The cluster scenario's failure drill, with the bench's limits; the
     whole timeline goes to build/bench/benchN/drill.json, the figures to the results."""
+    logs.mkdir(parents=True, exist_ok=True)
     try:
         report = lab.drill(ttl=ttl, limits=drill_limits(ttl))
     except DrillFailed as failed:
         (logs / "drill.json").write_text(json.dumps(failed.report.to_dict(), indent=2) + "\n")
         raise
-    logs.mkdir(parents=True, exist_ok=True)
     (logs / "drill.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     return report.summary()
 
 
 def measure(size: int, args: argparse.Namespace, base_env: Dict[str, str]) -> Dict[str, Any]:
     lab_env = dict(base_env)
-    facts = WORK / f"bench{size}" / "facts"
+    name = picluster_lab.prefixed(f"bench{size}")
+    logs = WORK / name
+    facts = logs / "facts"
     if args.levers:
         # Gather facts once per host per run (smart) and keep them in a JSON
         # cache, so later plays and the second run do not gather them again.
@@ -173,7 +176,6 @@ def measure(size: int, args: argparse.Namespace, base_env: Dict[str, str]) -> Di
                 "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "7200",
             }
         )
-    name, logs = f"bench{size}", WORK / f"bench{size}"
     out: Dict[str, Any] = {
         "nodes": size,
         "hosts": 1 + size,

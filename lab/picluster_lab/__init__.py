@@ -7,7 +7,7 @@ the bench alike). `python3 lab <command>` is its command line (cli.py).
 from ._common import REPORTS, LabError, LabTimeout, loadavg, wait_until
 from .drill import DrillFailed, DrillLimits, DrillReport, DrillRun
 from .images import load as load_images
-from .inventory import molecule_lab_name
+from .inventory import molecule_lab_name, prefixed
 from .lab import HttpAnswer, Lab, SwarmNode
 from .membership import Member, Membership
 from .provision import down, up
@@ -31,6 +31,7 @@ __all__ = [
     "load_images",
     "loadavg",
     "molecule_lab_name",
+    "prefixed",
     "up",
     "wait_until",
 ]

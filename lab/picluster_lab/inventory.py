@@ -53,9 +53,14 @@ def network_name(lab: str) -> str:
     return f"picluster-{lab}"
 
 
+def prefixed(name: str) -> str:
+    """A lab name made by a tool (molecule, the bench): PICLUSTER_LAB_PREFIX
+    keeps several people's labs apart on one machine."""
+    return f"{os.environ.get('PICLUSTER_LAB_PREFIX', '')}{name}"
+
+
 def molecule_lab_name(scenario: str) -> str:
-    """A molecule scenario's lab; PICLUSTER_LAB_PREFIX keeps several workers' labs apart."""
-    return f"{os.environ.get('PICLUSTER_LAB_PREFIX', '')}mol-{scenario}"
+    return prefixed(f"mol-{scenario}")
 
 
 def default_inventory_dir(lab: str) -> Path:

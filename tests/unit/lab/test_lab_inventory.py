@@ -49,6 +49,7 @@ def test_derived_subnets_stay_in_range_and_the_next_one_wraps():
 def test_molecule_lab_names_carry_the_prefix(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("PICLUSTER_LAB_PREFIX", "h1-")
     assert molecule_lab_name("cluster") == "h1-mol-cluster"
+    assert inventory.prefixed("bench3") == "h1-bench3"
     monkeypatch.delenv("PICLUSTER_LAB_PREFIX")
     assert molecule_lab_name("cluster") == "mol-cluster"
 
