@@ -68,11 +68,10 @@ class Lab:
     def from_env(cls, scenario: str | None = None) -> Lab:
         """The lab a test runs against: PICLUSTER_TEST_LAB if set (a `make lab`
         cluster, while working on a test), else the molecule scenario's."""
-        name = os.environ.get("PICLUSTER_TEST_LAB") or inventory.molecule_lab_name(
-            scenario or os.environ.get("MOLECULE_SCENARIO_NAME") or ""
-        )
-        if name.endswith("mol-"):
-            raise LabError("no lab named: set MOLECULE_SCENARIO_NAME (molecule does) or PICLUSTER_TEST_LAB")
+        scenario = scenario or os.environ.get("MOLECULE_SCENARIO_NAME")
+        name = os.environ.get("PICLUSTER_TEST_LAB") or (scenario and inventory.molecule_lab_name(scenario))
+        if not name:
+            raise LabError("which lab? set PICLUSTER_TEST_LAB, or run under molecule (it sets MOLECULE_SCENARIO_NAME)")
         playbooks = os.environ.get("PICLUSTER_TEST_INVENTORY") or os.environ.get("MOLECULE_INVENTORY_FILE")
         return cls(name, playbook_inventory=Path(playbooks) if playbooks else None)
 
