@@ -15,7 +15,8 @@ export PICLUSTER_CONSUL_BIN := $(CONSUL_BIN)
 LAB ?= lab
 MASTERS ?= 1
 NODES ?= 5
-LAB_INVENTORY := $(if $(filter lab,$(LAB)),inventories/lab,build/labs/$(LAB))
+# The lab's command line (lab/picluster_lab/cli.py); standard library only.
+LAB_CLI := python3 lab
 
 .PHONY: help setup lab lab-up lab-down lab-status lab-check test lint sanity unit integration molecule bench clean
 
@@ -29,23 +30,23 @@ setup:
 	@bash scripts/setup.sh all
 
 lab-up: setup
-	@python3 scripts/lab.py up --name $(LAB) --masters $(MASTERS) --nodes $(NODES)
+	@$(LAB_CLI) up --name $(LAB) --masters $(MASTERS) --nodes $(NODES)
 
 lab: lab-up
-	@python3 scripts/lab.py check --name $(LAB)
-	@python3 scripts/app_images.py load --lab $(LAB)
-	ansible-playbook -i $(LAB_INVENTORY) playbooks/site.yml
-	ansible-playbook -i $(LAB_INVENTORY) playbooks/demo.yml
-	@bash scripts/lab-state.sh $(LAB)
+	@$(LAB_CLI) check --name $(LAB)
+	@$(LAB_CLI) images load --name $(LAB)
+	ansible-playbook -i "$$($(LAB_CLI) inventory --name $(LAB))" playbooks/site.yml
+	ansible-playbook -i "$$($(LAB_CLI) inventory --name $(LAB))" playbooks/demo.yml
+	@$(LAB_CLI) state --name $(LAB)
 
 lab-status:
-	@bash scripts/lab-state.sh $(LAB)
+	@$(LAB_CLI) state --name $(LAB)
 
 lab-check:
-	@python3 scripts/lab.py check --name $(LAB)
+	@$(LAB_CLI) check --name $(LAB)
 
 lab-down:
-	@python3 scripts/lab.py down --name $(LAB)
+	@$(LAB_CLI) down --name $(LAB)
 
 # --- tests ------------------------------------------------------------------
 test: setup

@@ -3,17 +3,20 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Benchmark (not a test): the whole cluster on the local lab, for 1, 3 and 5 nodes.
 
-For each size N: a lab `bench<N>` (1 master + N nodes), the app images loaded,
+For each size N: a lab `bench<N>` (1 master + N nodes; named
+$PICLUSTER_LAB_PREFIX`bench<N>` when that is set), the app images loaded,
 then
   - site.yml cold (wall time), and again (idempotent: wall time, changed=0 on every host);
   - optionally the idempotent run once more with Ansible's default fact gathering
     (no cache), to show what the fact-gathering lever saves;
   - playbooks/demo.yml (3 replicas behind the proxy);
-  - the failure drill of molecule/cluster/tests/test_cluster.py: kill a non-master
-    node holding a demo replica while a bounded request loop runs through the
-    proxy; time until swarm_members reports it expired (detection), until 3 demo
-    tasks run off it (rescheduling), failed requests before / during / after the
-    failover window, and the time to rejoin after `docker start`;
+  - the failure drill (the lab package's Lab.drill, which the cluster scenario's
+    test runs too, there with tighter limits): kill a non-master node holding a
+    demo replica while a bounded request loop runs through the proxy; time until
+    swarm_members reports it expired (detection), until 3 demo tasks run off it
+    (rescheduling), failed requests before / during / after the failover window,
+    and the time to rejoin after `docker start` (the whole timeline goes to
+    build/bench/benchN/drill.json);
 then the lab is removed, also on failure. Every wait is bounded.
 
 Writes bench/results/cluster.json (sizes measured now replace the same sizes
@@ -34,20 +37,21 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "lab"))
+
+import picluster_lab  # noqa: E402
+from picluster_lab import DrillFailed, DrillLimits, Lab, LabError, loadavg  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "cluster.json"
 MEMBERS_RESULTS = ROOT / "bench" / "results" / "swarm_members.json"
 DOC = ROOT / "docs" / "benchmarks.md"
 WORK = ROOT / "build" / "bench"
 DEMO_HOST = "demo.picluster.lab"
-SERVICE = "demo-web"
 PLAYBOOK_TIMEOUT = 3600  # one site.yml run on a loaded 2-core machine: far below this
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
@@ -58,10 +62,6 @@ class BenchError(Exception):
 
 def log(msg: str) -> None:
     print(f"==> {msg}", flush=True)
-
-
-def loadavg() -> float:
-    return float(Path("/proc/loadavg").read_text().split()[0])
 
 
 def run(
@@ -75,15 +75,6 @@ def run(
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-25:]
         raise BenchError(f"`{' '.join(argv)}` failed ({proc.returncode}):\n" + "\n".join(tail))
     return proc
-
-
-def wait_until(what: str, predicate: Callable[[], bool], limit: float, interval: float = 1.0) -> float:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < limit:
-        if predicate():
-            return time.monotonic() - t0
-        time.sleep(interval)
-    raise BenchError(f"{what} did not happen within {limit:.0f}s")
 
 
 # --- the machine ---------------------------------------------------------------
@@ -115,199 +106,65 @@ def machine() -> Dict[str, Any]:
 
 # --- one lab ---------------------------------------------------------------------
 
+# The bench's limits: loose, it measures rather than judges (a loaded machine
+# must still give a figure). The cluster scenario's test uses tighter ones.
+def drill_limits(ttl: int) -> DrillLimits:
+    return DrillLimits(detect_s=ttl + 60, reschedule_s=240, rejoin_s=240, lead_in_s=3, after_grace_s=0)
 
-class Lab:
-    def __init__(self, size: int, ttl: int, env: Dict[str, str]) -> None:
-        self.name = f"bench{size}"
-        self.size = size
-        self.ttl = ttl
-        self.env = env
-        self.inventory = ROOT / "build" / "labs" / self.name
-        self.logs = WORK / self.name
-        self.hosts = ["master", *[f"node{i}" for i in range(1, size + 1)]]
-        self._addr: Dict[str, str] = {}
 
-    def container(self, host: str) -> str:
-        return f"picluster-{self.name}-{host}"
+def playbook(
+    lab: Lab, logs: Path, label: str, path: str, *extra: str, env: Dict[str, str]
+) -> Tuple[float, Dict[str, Dict[str, int]]]:
+    """Run a playbook against the lab; return (wall seconds, recap per host). Output to build/bench/."""
+    argv = ["ansible-playbook", "-i", str(lab.inventory.path.parent), path, *extra]
+    t0 = time.monotonic()
+    proc = run(argv, timeout=PLAYBOOK_TIMEOUT, env=env, check=False)
+    wall = time.monotonic() - t0
+    logs.mkdir(parents=True, exist_ok=True)
+    (logs / f"{label}.log").write_text(proc.stdout + proc.stderr)
+    recap = {
+        m[0]: {"ok": int(m[1]), "changed": int(m[2]), "unreachable": int(m[3]), "failed": int(m[4])}
+        for m in RECAP.findall(proc.stdout)
+    }
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
+        raise BenchError(f"{label}: {path} failed ({proc.returncode}), log {logs}/{label}.log:\n{tail}")
+    return wall, recap
 
-    def sh(self, host: str, *argv: str, check: bool = True, timeout: float = 60) -> str:
-        proc = run(["docker", "exec", self.container(host), *argv], timeout=timeout, check=False)
-        if check and proc.returncode != 0:
-            raise BenchError(f"{host}: {' '.join(argv)} failed: {proc.stderr.strip()}")
-        return proc.stdout
 
-    def address(self, host: str) -> str:
-        if host not in self._addr:
-            fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
-            self._addr[host] = run(["docker", "inspect", "-f", fmt, self.container(host)]).stdout.strip()
-        return self._addr[host]
+def measured(
+    lab: Lab, logs: Path, label: str, path: str, *extra: str, env: Dict[str, str]
+) -> Tuple[Dict[str, Any], Dict[str, Dict[str, int]]]:
+    """A playbook run's figures (wall time, changes, load before and after) and its recap."""
+    load0 = loadavg()
+    wall, recap = playbook(lab, logs, label, path, *extra, env=env)
+    figures = {
+        "wall_s": round(wall, 1),
+        "changed_total": sum(r["changed"] for r in recap.values()),
+        "load_1m_start": load0,
+        "load_1m_end": loadavg(),
+    }
+    return figures, recap
 
-    # -- playbooks --
 
-    def playbook(
-        self, label: str, playbook: str, *extra: str, env: Optional[Dict[str, str]] = None
-    ) -> Tuple[float, Dict[str, Dict[str, int]]]:
-        """Run a playbook against the lab; return (wall seconds, recap per host). Output to build/bench/."""
-        argv = ["ansible-playbook", "-i", str(self.inventory), playbook, *extra]
-        t0 = time.monotonic()
-        proc = run(argv, timeout=PLAYBOOK_TIMEOUT, env=env or self.env, check=False)
-        wall = time.monotonic() - t0
-        self.logs.mkdir(parents=True, exist_ok=True)
-        (self.logs / f"{label}.log").write_text(proc.stdout + proc.stderr)
-        recap = {
-            m[0]: {"ok": int(m[1]), "changed": int(m[2]), "unreachable": int(m[3]), "failed": int(m[4])}
-            for m in RECAP.findall(proc.stdout)
-        }
-        if proc.returncode != 0:
-            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
-            raise BenchError(f"{label}: {playbook} failed ({proc.returncode}), log {self.logs}/{label}.log:\n{tail}")
-        return wall, recap
-
-    # -- cluster state --
-
-    def members(self) -> Dict[str, Any]:
-        """swarm_members, run as a user would, against the master's Consul."""
-        proc = run(
-            [
-                "ansible",
-                "localhost",
-                "-i",
-                "localhost,",
-                "-c",
-                "local",
-                "-o",
-                "-m",
-                "picluster.swarm.swarm_members",
-                "-a",
-                f"host={self.address('master')} include_expired=true",
-                "-e",
-                f"ansible_python_interpreter={sys.executable}",
-            ],
-            timeout=60,
-            env=dict(self.env, ANSIBLE_NOCOLOR="1"),
-            check=False,
-        )
-        if proc.returncode != 0 or "=>" not in proc.stdout:
-            raise BenchError(f"swarm_members failed: {(proc.stdout + proc.stderr).strip()[-800:]}")
-        result, _end = json.JSONDecoder().raw_decode(proc.stdout.split("=>", 1)[1].lstrip())
-        return result
-
-    def state_of(self, result: Dict[str, Any], ip: str) -> Optional[str]:
-        return next((m["state"] for m in result["members"] if m["ip"] == ip), None)
-
-    def swarm_nodes(self) -> List[Dict[str, Any]]:
-        out = self.sh("master", "docker", "node", "ls", "--format", "{{json .}}")
-        return [json.loads(line) for line in out.splitlines() if line.strip()]
-
-    def running_tasks(self) -> List[str]:
-        out = self.sh(
-            "master",
-            "docker",
-            "service",
-            "ps",
-            SERVICE,
-            "--filter",
-            "desired-state=running",
-            "--format",
-            "{{.Node}} {{.CurrentState}}",
-        )
-        return [line.split()[0] for line in out.splitlines() if " Running " in f" {line} "]
-
-    def moved_off(self, victim: str) -> bool:
-        tasks = self.running_tasks()
-        return len(tasks) == 3 and victim not in tasks
-
-    def get(self, timeout: float = 5) -> int:
-        req = urllib.request.Request(f"http://{self.address('master')}/", headers={"Host": DEMO_HOST})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                resp.read()
-                return resp.status
-        except urllib.error.HTTPError as err:
-            return err.code
-        except OSError:
-            return 0
-
-    # -- the drill --
-
-    def drill(self) -> Dict[str, Any]:
-        wait_until("3 running demo tasks", lambda: len(self.running_tasks()) == 3, limit=180, interval=2)
-        wait_until("the proxy serving the demo", lambda: self.get() == 200, limit=120, interval=1)
-        victim = next(n for n in self.running_tasks() if n != "master")
-        victim_ip = self.address(victim)
-        requests: List[Tuple[float, bool]] = []
-        stop = threading.Event()
-
-        def traffic() -> None:
-            # Bounded: at most 1,200 requests / 400 s, stopped by the drill.
-            t_start = time.monotonic()
-            for _request in range(1200):
-                if stop.is_set() or time.monotonic() - t_start > 400:
-                    return
-                status = self.get(timeout=3)
-                requests.append((time.monotonic(), status == 200))
-                time.sleep(0.25)
-
-        loader = threading.Thread(target=traffic, daemon=True)
-        loader.start()
-        time.sleep(3)
-        load_start = loadavg()
-        t_kill = time.monotonic()
-        run(["docker", "kill", self.container(victim)])
-        restarted = False
-        try:
-            detected = wait_until(
-                f"{victim} expired in Consul",
-                lambda: self.state_of(self.members(), victim_ip) in ("expired", None),
-                limit=self.ttl + 60,
-            )
-            detected = time.monotonic() - t_kill
-            wait_until(f"{SERVICE} back to 3 running tasks off {victim}", lambda: self.moved_off(victim), limit=240)
-            settled = time.monotonic()
-            rescheduled = settled - t_kill
-            time.sleep(10)  # requests after the failover window
-            stop.set()
-            loader.join(timeout=10)
-            t_restart = time.monotonic()
-            run(["docker", "start", self.container(victim)])
-            restarted = True
-        finally:
-            stop.set()
-            if not restarted:
-                run(["docker", "start", self.container(victim)], check=False)
-        rejoined = wait_until(
-            f"{victim} alive in Consul and Ready in swarm again",
-            lambda: (
-                self.state_of(self.members(), victim_ip) == "alive"
-                and any(n["Hostname"] == victim and n["Status"] == "Ready" for n in self.swarm_nodes())
-            ),
-            limit=240,
-            interval=2,
-        )
-        before = [ok for t, ok in requests if t < t_kill]
-        window = [ok for t, ok in requests if t_kill <= t < settled]
-        after = [ok for t, ok in requests if t >= settled]
-        return {
-            "victim": victim,
-            "detection_s": round(detected, 1),
-            "reschedule_s": round(rescheduled, 1),
-            "rejoin_s": round(rejoined, 1),
-            "rejoin_measured_from": "docker start returned",
-            "requests_total": len(requests),
-            "failed_before": before.count(False),
-            "requests_during_failover": len(window),
-            "failed_during_failover": window.count(False),
-            "requests_after_failover": len(after),
-            "failed_after_failover": after.count(False),
-            "load_1m_start": load_start,
-            "load_1m_end": loadavg(),
-            "restart_at_s_after_kill": round(t_restart - t_kill, 1),
-        }
+def drill(lab: Lab, ttl: int, logs: Path) -> Dict[str, Any]:
+    """The cluster scenario's failure drill, with the bench's limits; the
+    whole timeline goes to build/bench/benchN/drill.json, the figures to the results."""
+    logs.mkdir(parents=True, exist_ok=True)
+    try:
+        report = lab.drill(ttl=ttl, limits=drill_limits(ttl))
+    except DrillFailed as failed:
+        (logs / "drill.json").write_text(json.dumps(failed.report.to_dict(), indent=2) + "\n")
+        raise
+    (logs / "drill.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    return report.summary()
 
 
 def measure(size: int, args: argparse.Namespace, base_env: Dict[str, str]) -> Dict[str, Any]:
     lab_env = dict(base_env)
-    facts = WORK / f"bench{size}" / "facts"
+    name = picluster_lab.prefixed(f"bench{size}")
+    logs = WORK / name
+    facts = logs / "facts"
     if args.levers:
         # Gather facts once per host per run (smart) and keep them in a JSON
         # cache, so later plays and the second run do not gather them again.
@@ -319,80 +176,56 @@ def measure(size: int, args: argparse.Namespace, base_env: Dict[str, str]) -> Di
                 "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "7200",
             }
         )
-    lab = Lab(size, args.ttl, lab_env)
     out: Dict[str, Any] = {
         "nodes": size,
-        "hosts": len(lab.hosts),
-        "lab": lab.name,
+        "hosts": 1 + size,
+        "lab": name,
         "site_yml_plays": site_plays(),
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     t_all = time.monotonic()
     shutil.rmtree(facts, ignore_errors=True)  # a cold run starts with no cached facts
     try:
-        log(f"{lab.name}: lab up (1 master + {size} nodes)")
-        run([sys.executable, "scripts/lab.py", "down", "--name", lab.name], timeout=300, check=False)
+        log(f"{name}: lab up (1 master + {size} nodes)")
+        picluster_lab.down(name)
         t0 = time.monotonic()
-        run(
-            [sys.executable, "scripts/lab.py", "up", "--name", lab.name, "--masters", "1", "--nodes", str(size)],
-            timeout=600,
-        )
+        picluster_lab.up(name, masters=1, nodes=size)
         out["lab_up_s"] = round(time.monotonic() - t0, 1)
-        run([sys.executable, "scripts/lab.py", "check", "--name", lab.name], timeout=300)
+        lab = Lab(name)
+        picluster_lab.check(lab)
         t0 = time.monotonic()
-        run([sys.executable, "scripts/app_images.py", "load", "--lab", lab.name], timeout=900)
+        picluster_lab.load_images(lab)
         out["images_load_s"] = round(time.monotonic() - t0, 1)
 
         site = ["-e", f"swarm_heartbeat_ttl={args.ttl}"]
-        log(f"{lab.name}: site.yml cold")
-        load0 = loadavg()
-        wall, recap = lab.playbook("site-cold", "site.yml", *site)
-        out["cold"] = {
-            "wall_s": round(wall, 1),
-            "changed_total": sum(r["changed"] for r in recap.values()),
-            "load_1m_start": load0,
-            "load_1m_end": loadavg(),
-        }
-        log(f"{lab.name}: cold {wall:.0f}s; site.yml again (idempotent)")
-        load0 = loadavg()
-        wall, recap = lab.playbook("site-idempotent", "site.yml", *site)
+        log(f"{name}: site.yml cold")
+        out["cold"], _recap = measured(lab, logs, "site-cold", "site.yml", *site, env=lab_env)
+        log(f"{name}: cold {out['cold']['wall_s']:.0f}s; site.yml again (idempotent)")
+        out["idempotent"], recap = measured(lab, logs, "site-idempotent", "site.yml", *site, env=lab_env)
         changed = {h: r["changed"] for h, r in recap.items()}
-        out["idempotent"] = {
-            "wall_s": round(wall, 1),
-            "changed_total": sum(changed.values()),
-            "changed_per_host": changed,
-            "idempotent": bool(changed) and not any(changed.values()),
-            "load_1m_start": load0,
-            "load_1m_end": loadavg(),
-        }
+        out["idempotent"].update(changed_per_host=changed, idempotent=bool(changed) and not any(changed.values()))
         if args.baseline and args.levers:
-            log(f"{lab.name}: idempotent {wall:.0f}s; once more with default fact gathering, no cache")
+            log(f"{name}: idempotent {out['idempotent']['wall_s']:.0f}s; once more with default fact gathering")
             plain = {k: v for k, v in base_env.items() if not k.startswith(("ANSIBLE_GATHERING", "ANSIBLE_CACHE"))}
-            load0 = loadavg()
-            wall, recap = lab.playbook("site-idempotent-default-gathering", "site.yml", *site, env=plain)
-            out["idempotent_default_gathering"] = {
-                "wall_s": round(wall, 1),
-                "changed_total": sum(r["changed"] for r in recap.values()),
-                "load_1m_start": load0,
-                "load_1m_end": loadavg(),
-            }
-        log(f"{lab.name}: demo service")
-        load0 = loadavg()
-        wall, _recap = lab.playbook("demo", "playbooks/demo.yml")
-        out["demo_deploy"] = {"wall_s": round(wall, 1), "load_1m_start": load0, "load_1m_end": loadavg()}
-        log(f"{lab.name}: failure drill")
-        out["drill"] = lab.drill()
-        log(f"{lab.name}: drill {json.dumps(out['drill'])}")
-    except (BenchError, StopIteration, KeyError, ValueError) as err:
+            out["idempotent_default_gathering"], _recap = measured(
+                lab, logs, "site-idempotent-default-gathering", "site.yml", *site, env=plain
+            )
+        log(f"{name}: demo service")
+        out["demo_deploy"], _recap = measured(lab, logs, "demo", "playbooks/demo.yml", env=lab_env)
+        log(f"{name}: failure drill")
+        out["drill"] = drill(lab, args.ttl, logs)
+        log(f"{name}: drill {json.dumps(out['drill'])}")
+    except (BenchError, LabError) as err:
         out["error"] = str(err) or repr(err)
-        log(f"{lab.name}: FAILED: {out['error']}")
+        log(f"{name}: FAILED: {out['error']}")
     finally:
         if args.keep_lab:
-            log(f"{lab.name}: kept (--keep-lab); remove with scripts/lab.py down --name {lab.name}")
+            log(f"{name}: kept (--keep-lab); remove with python3 lab down --name {name}")
         else:
-            down = run([sys.executable, "scripts/lab.py", "down", "--name", lab.name], timeout=300, check=False)
-            if down.returncode != 0:
-                out["teardown_error"] = (down.stdout + down.stderr).strip()[-500:]
+            try:
+                picluster_lab.down(name)
+            except LabError as err:
+                out["teardown_error"] = str(err)[-500:]
         out["total_s"] = round(time.monotonic() - t_all, 1)
     return out
 

@@ -19,5 +19,6 @@ export PICLUSTER_ROOT PICLUSTER_CACHE CONSUL_VERSION VENV_DIR CONSUL_BIN OLDEST_
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 
-# Seconds since the epoch, for the "took N s" lines.
-now() { date +%s; }
+# Seconds on a clock that never jumps (since boot), for the "took N s" lines:
+# the wall clock here has jumped back by an hour during a run.
+now() { local up; read -r up _ </proc/uptime; echo "${up%.*}"; }

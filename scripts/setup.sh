@@ -25,7 +25,22 @@ step_packages() {
     || die "apt-get install ${missing[*]} failed (see above)"
 }
 
+# Every lab node's systemd (and its engine) holds several inotify instances,
+# all counted against root on this host: the kernel's default of 128 ran out
+# with three labs up at once (a node's systemd then never booted). Raise it.
+INOTIFY_INSTANCES=1024
+
+step_inotify() {
+  local now
+  now=$(cat /proc/sys/fs/inotify/max_user_instances)
+  if [ "$now" -ge "$INOTIFY_INSTANCES" ]; then say "inotify: max_user_instances $now"; return; fi
+  [ "$(id -u)" = 0 ] || { say "inotify: max_user_instances is $now; as root, raise it to $INOTIFY_INSTANCES for labs side by side"; return; }
+  sysctl -qw fs.inotify.max_user_instances="$INOTIFY_INSTANCES" || die "could not raise fs.inotify.max_user_instances"
+  say "inotify: max_user_instances $now -> $INOTIFY_INSTANCES (lab nodes run systemd)"
+}
+
 step_engine() {
+  step_inotify
   if docker info >/dev/null 2>&1; then say "docker engine: answering ($(docker info -f '{{.ServerVersion}}'))"; return; fi
   command -v dockerd >/dev/null || die "no dockerd on PATH; run '$0 packages' first"
   local log=/var/log/picluster-dockerd.log
@@ -101,9 +116,8 @@ step_consul() {
 }
 
 step_images() {
-  python3 "$PICLUSTER_ROOT/scripts/node_image.py" build || die "the node images could not be built (see above)"
-  # What real Pis would pull (nginx base, the demo app) is built here too.
-  python3 "$PICLUSTER_ROOT/scripts/app_images.py" build || die "the app images could not be built (see above)"
+  # The node images, and what real Pis would pull (nginx base, the demo app).
+  python3 "$PICLUSTER_ROOT/lab" images build || die "the lab's images could not be built (see above)"
 }
 
 main() {

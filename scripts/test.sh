@@ -67,12 +67,17 @@ stage_integration() {
 }
 
 stage_molecule() {
-  local s rc=0 scenarios
+  local s rc=0 scenarios t0
   scenarios=$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -rn1 basename | sort)
   [ -n "$scenarios" ] || { echo "no molecule scenarios found" >&2; return 1; }
   for s in $scenarios; do
     say "molecule scenario $s"
-    molecule test -s "$s" || { echo "molecule scenario $s FAILED" >&2; rc=1; }
+    t0=$(now)
+    if molecule test -s "$s"; then
+      say "molecule scenario $s passed in $(( $(now) - t0 ))s (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    else
+      echo "molecule scenario $s FAILED after $(( $(now) - t0 ))s" >&2; rc=1
+    fi
   done
   return $rc
 }

@@ -57,6 +57,9 @@ def consul_binary() -> str:
 class ConsulAgent:
     """One real Consul agent in dev mode (or a single server), on loopback ports."""
 
+    # Deliberately alike in shape to ConsulClient.__init__ in module_utils/_consul.py
+    # (`duplicates` pairs the attribute assignments): nothing to share between the
+    # client under test and the agent the tests start for it.
     def __init__(
         self,
         binary: str,

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import testinfra
+from picluster_lab import Lab
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-HOSTS = ["master", "node1"]
-testinfra_hosts = [f"ansible://{h}?ansible_inventory={INVENTORY}" for h in HOSTS]
+LAB = Lab.from_env()
+HOSTS = LAB.hosts()
+testinfra_hosts = LAB.testinfra_hosts()
 SCENARIO_DIR = Path(__file__).resolve().parents[1]
 FLAGS = ["cgroup_enable=cpuset", "cgroup_enable=memory", "cgroup_memory=1"]
-
-
-def _address(name: str) -> str:
-    other = testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
-    return other.check_output("ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1")
 
 
 def _me(host) -> str:
@@ -35,7 +29,7 @@ def test_hosts_file_lists_every_member_once(host):
     hosts = host.file("/etc/hosts").content_string
     assert hosts.count("# BEGIN picluster.swarm.base cluster members") == 1
     for name in HOSTS:
-        line = f"{_address(name)}\t{name}.lab.invalid {name}"
+        line = f"{LAB.address(name)}\t{name}.lab.invalid {name}"
         assert hosts.count(line) == 1, f"{line!r} not once in /etc/hosts:\n{hosts}"
     for name in HOSTS:
         assert host.run(f"getent hosts {name}.lab.invalid").rc == 0

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 import time
 
 import pytest
 from cdp import Browser
-from labtools import INVENTORY_DIR, REPORTS, address, container, get, lab_hosts, members, sh, state_of, wait_until
+from picluster_lab import REPORTS, Lab
+
+LAB = Lab.from_env()
 
 DASHBOARD = "dashboard.picluster.lab"
 TTL = 10  # swarm_heartbeat_ttl in molecule.yml
@@ -23,14 +24,19 @@ MARGIN = 15  # polling (1 s collector, 2 s page) plus a loaded 2-core machine
 
 @pytest.fixture(scope="module")
 def auth() -> dict[str, str]:
-    password_file = INVENTORY_DIR / "pki" / "dashboard" / "admin"
+    password_file = LAB.pki_dir("dashboard") / "admin"
     assert password_file.is_file(), f"the role should have kept the generated password in {password_file}"
     password = password_file.read_text().split()[0]
     return {"Authorization": "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()}
 
 
+def get(path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    answer = LAB.http(DASHBOARD, path, headers=headers)
+    return answer.status, answer.body
+
+
 def api(auth: dict[str, str]) -> dict:
-    status, body = get(DASHBOARD, "/api/cluster", headers=auth)
+    status, body = get("/api/cluster", headers=auth)
     assert status == 200, body
     return json.loads(body)
 
@@ -38,41 +44,28 @@ def api(auth: dict[str, str]) -> dict:
 def running_per_node() -> dict[str, int]:
     """Running tasks of every service, per node, as the swarm CLI on the master sees them."""
     counts: dict[str, int] = {}
-    services = sh("master", "docker", "service", "ls", "--format", "{{.Name}}").split()
-    for service in services:
-        out = sh(
-            "master",
-            "docker",
-            "service",
-            "ps",
-            service,
-            "--filter",
-            "desired-state=running",
-            "--format",
-            "{{.Node}} {{.CurrentState}}",
-        )
-        for line in out.splitlines():
-            if line.split()[1:2] == ["Running"]:
-                counts[line.split()[0]] = counts.get(line.split()[0], 0) + 1
+    for service in LAB.sh("master", ["docker", "service", "ls", "--format", "{{.Name}}"]).split():
+        for node in LAB.service_tasks(service):
+            counts[node] = counts.get(node, 0) + 1
     return counts
 
 
 def test_nothing_is_shown_without_a_login(auth):
-    status, _body = get(DASHBOARD, "/api/cluster")
+    status, _body = get("/api/cluster")
     assert status == 401
-    status, _body = get(DASHBOARD, "/")
+    status, _body = get("/")
     assert status == 401
     wrong = {"Authorization": "Basic " + base64.b64encode(b"admin:not-the-password").decode()}
-    assert get(DASHBOARD, "/api/cluster", headers=wrong)[0] == 401
-    assert get(DASHBOARD, "/api/health") == (200, "ok\n")  # health carries no data
+    assert get("/api/cluster", headers=wrong)[0] == 401
+    assert get("/api/health") == (200, "ok\n")  # health carries no data
     # Only a salted hash reaches the master.
     password = auth["Authorization"]
-    users = sh("master", "cat", "/etc/picluster/dashboard/auth/users")
+    users = LAB.sh("master", ["cat", "/etc/picluster/dashboard/auth/users"])
     assert users.startswith("admin:") and base64.b64decode(password.split()[1]).decode().split(":")[1] not in users
 
 
 def test_api_lists_every_node_with_its_membership_swarm_state_and_tasks(auth):
-    hosts = lab_hosts()
+    hosts = sorted(LAB.hosts())
     expected: dict[str, int] = {}
 
     def agrees() -> bool:
@@ -81,15 +74,15 @@ def test_api_lists_every_node_with_its_membership_swarm_state_and_tasks(auth):
         data = api(auth)
         return {n["name"]: n["running"] for n in data["nodes"]} == {h: expected.get(h, 0) for h in hosts}
 
-    wait_until("the dashboard's task counts matching the swarm's", agrees, limit=30, interval=2)
+    LAB.wait_until("the dashboard's task counts matching the swarm's", agrees, limit=30, interval=2)
     data = api(auth)
     assert data["sources"]["consul"]["ok"] and data["sources"]["docker"]["ok"], data["sources"]
     assert data["nodes"][0]["name"] == "master"  # managers first
     assert sorted(n["name"] for n in data["nodes"]) == hosts
-    consul = members()
+    consul = LAB.members()
     for node in data["nodes"]:
-        assert node["address"] == address(node["name"])
-        assert node["membership"]["state"] == state_of(consul, node["address"]) == "alive", node
+        assert node["address"] == LAB.address(node["name"])
+        assert node["membership"]["state"] == LAB.member_state(node["name"], consul) == "alive", node
         assert 0 < node["membership"]["seconds_left"] <= node["membership"]["ttl"] == TTL
         assert node["swarm"]["status"] == "ready" and node["swarm"]["availability"] == "active"
         assert node["engine_version"], node
@@ -103,11 +96,11 @@ def test_api_lists_every_node_with_its_membership_swarm_state_and_tasks(auth):
 
 
 def test_page_shows_the_cluster_a_stopped_node_turns_expired_and_stale_data_is_marked(auth):
-    hosts = lab_hosts()
+    hosts = sorted(LAB.hosts())
     victim = hosts[-1]  # a worker: names sort master < node1 < ... < nodeN
     assert victim != "master"
     report: dict = {"victim": victim, "ttl_s": TTL}
-    with Browser(extra_flags=[f"--host-resolver-rules=MAP {DASHBOARD} {address('master')}"]) as browser:
+    with Browser(extra_flags=[f"--host-resolver-rules=MAP {DASHBOARD} {LAB.address('master')}"]) as browser:
         page = browser.open(1280, 900, headers=auth)
         page.navigate(f"http://{DASHBOARD}/")
         _ok, report["first_paint_s"] = page.wait_for(
@@ -141,8 +134,7 @@ def test_page_shows_the_cluster_a_stopped_node_turns_expired_and_stale_data_is_m
         page.resize(1280, 900)
 
         page.evaluate("window.__picluster_same_page = 'yes'")
-        t_kill = time.monotonic()
-        subprocess.run(["docker", "kill", container(victim)], check=True, capture_output=True, timeout=60)
+        t_kill = LAB.kill(victim)
         try:
             _ok, report["expired_on_page_s"] = page.wait_for(
                 f"document.querySelector('article.node[data-node=\"{victim}\"]').dataset.state === 'expired'",
@@ -157,7 +149,7 @@ def test_page_shows_the_cluster_a_stopped_node_turns_expired_and_stale_data_is_m
             time.sleep(1)
             page.screenshot(REPORTS / "dashboard-degraded.png")
         finally:
-            subprocess.run(["docker", "start", container(victim)], check=True, capture_output=True, timeout=60)
+            LAB.start(victim)
         _ok, report["alive_again_on_page_s"] = page.wait_for(
             f"document.querySelector('article.node[data-node=\"{victim}\"]').dataset.state === 'alive'", limit=180
         )
@@ -165,7 +157,7 @@ def test_page_shows_the_cluster_a_stopped_node_turns_expired_and_stale_data_is_m
         report["kill_to_alive_s"] = round(time.monotonic() - t_kill, 1)
 
         # The page's own data going stale: take the dashboard away, then back.
-        sh("master", "docker", "service", "scale", "-d", "picluster-dashboard=0")
+        LAB.sh("master", ["docker", "service", "scale", "-d", "picluster-dashboard=0"])
         try:
             _ok, report["stale_shown_s"] = page.wait_for("document.body.dataset.stale === 'true'", limit=30)
             banner = page.evaluate("document.getElementById('banner').textContent")
@@ -175,9 +167,9 @@ def test_page_shows_the_cluster_a_stopped_node_turns_expired_and_stale_data_is_m
             assert "expired" not in states, states
             page.screenshot(REPORTS / "dashboard-stale.png")
         finally:
-            sh("master", "docker", "service", "scale", "-d", "picluster-dashboard=1")
+            LAB.sh("master", ["docker", "service", "scale", "-d", "picluster-dashboard=1"])
         _ok, report["fresh_again_s"] = page.wait_for("document.body.dataset.stale === 'false'", limit=90)
-    wait_until(f"{victim} alive in Consul again", lambda: state_of(members(), address(victim)) == "alive", limit=60)
+    LAB.wait_until(f"{victim} alive in Consul again", lambda: LAB.member_state(victim) == "alive", limit=60)
     REPORTS.mkdir(parents=True, exist_ok=True)
     (REPORTS / "dashboard.json").write_text(
         json.dumps({k: round(v, 1) if isinstance(v, float) else v for k, v in report.items()}, indent=2) + "\n"

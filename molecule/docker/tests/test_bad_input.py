@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 import testinfra
+from picluster_lab import Lab
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+LAB = Lab.from_env()
 PLAYBOOK = Path(__file__).resolve().parents[1] / "bad_input.yml"
 
 CASES = {
@@ -56,7 +57,7 @@ CASES = {
 
 def _run(extra: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["ansible-playbook", "-i", INVENTORY, str(PLAYBOOK), "-e", json.dumps(extra)],
+        ["ansible-playbook", "-i", str(LAB.playbook_inventory), str(PLAYBOOK), "-e", json.dumps(extra)],
         check=False, capture_output=True, text=True, timeout=300,
         env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"},
     )
@@ -64,7 +65,7 @@ def _run(extra: dict) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def outcomes() -> dict[str, subprocess.CompletedProcess]:
-    master = testinfra.get_host(f"ansible://master?ansible_inventory={INVENTORY}")
+    master = testinfra.get_host(LAB.testinfra_spec("master"))
     before = master.check_output("md5sum /etc/docker/daemon.json")
     with ThreadPoolExecutor(max_workers=5) as pool:
         results = dict(zip(CASES, pool.map(_run, [extra for extra, _ in CASES.values()])))

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 import testinfra
+from picluster_lab import Lab
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-PKI = Path(INVENTORY).parent / "pki" / "docker"
-HOSTS = ["master", "node1"]
-testinfra_hosts = [f"ansible://{h}?ansible_inventory={INVENTORY}" for h in HOSTS]
+LAB = Lab.from_env()
+PKI = LAB.pki_dir("docker")
+testinfra_hosts = LAB.testinfra_hosts()
 CLIENT_DIR = "/tmp/picluster-client"
 
 
 def _host(name: str):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
-
-
-def _address(name: str) -> str:
-    return _host(name).check_output("ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1")
+    return testinfra.get_host(LAB.testinfra_spec(name))
 
 
 @pytest.fixture(scope="module")
@@ -76,14 +70,14 @@ def test_legacy_cluster_store_on_engine_20(host):
     if host.backend.get_hostname() == "master":
         assert info["ServerVersion"].startswith("20.10")
         assert info["ClusterStore"] == "etcd://127.0.0.1:2379"
-        assert info["ClusterAdvertise"] == f"{_address('master')}:2376"
+        assert info["ClusterAdvertise"] == f"{LAB.address('master')}:2376"
         assert "Cluster Store: etcd://127.0.0.1:2379" in host.check_output("docker info")
     else:
         assert not info.get("ClusterStore")
 
 
 def test_tls_answers_with_the_client_certificate(client_on_node1):
-    master = _address("master")
+    master = LAB.address("master")
     # --cacert without -k: the server certificate must name the master's address.
     out = client_on_node1.run(
         f"curl -sS --max-time 10 --cacert {CLIENT_DIR}/ca.pem --cert {CLIENT_DIR}/cert.pem"
@@ -98,7 +92,7 @@ def test_tls_answers_with_the_client_certificate(client_on_node1):
 
 
 def test_tls_refuses_without_a_client_certificate(client_on_node1):
-    master = _address("master")
+    master = LAB.address("master")
     out = client_on_node1.run(f"curl -sS --max-time 10 --cacert {CLIENT_DIR}/ca.pem https://{master}:2376/version")
     assert out.rc != 0, f"engine answered without a client certificate: {out.stdout}"
     plain = client_on_node1.run(f"curl -sS --max-time 10 http://{master}:2376/version")
@@ -107,8 +101,8 @@ def test_tls_refuses_without_a_client_certificate(client_on_node1):
 
 def test_plaintext_only_where_opted_in():
     master, node1 = _host("master"), _host("node1")
-    closed = node1.run(f"curl -sS --max-time 5 http://{_address('master')}:2375/version")
+    closed = node1.run(f"curl -sS --max-time 5 http://{LAB.address('master')}:2375/version")
     assert closed.rc != 0, "master listens on 2375 without having opted in"
-    opened = master.run(f"curl -sS --max-time 10 http://{_address('node1')}:2375/version")
+    opened = master.run(f"curl -sS --max-time 10 http://{LAB.address('node1')}:2375/version")
     assert opened.rc == 0 and "ApiVersion" in opened.stdout, opened.stderr
     assert not node1.socket("tcp://0.0.0.0:2376").is_listening

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-PKI = Path(INVENTORY).parent / "pki" / "docker"
-testinfra_hosts = [f"ansible://master?ansible_inventory={INVENTORY}"]
+from picluster_lab import Lab
+
+LAB = Lab.from_env()
+PKI = LAB.pki_dir("docker")
+testinfra_hosts = LAB.testinfra_hosts()
 CLIENT_DIR = "/tmp/picluster-client"
 
 
@@ -30,7 +30,7 @@ def test_tls_with_the_client_certificate_only(host):
         result = host.ansible("ansible.builtin.copy", f"src={PKI / name} dest={CLIENT_DIR}/{name} mode=0600",
                               check=False, become=False)
         assert not result.get("failed"), result
-    address = host.check_output("ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1")
+    address = LAB.address(host.backend.get_hostname())
     tls = f"--cacert {CLIENT_DIR}/ca.pem"
     good = host.run(f"curl -sS --max-time 10 {tls} --cert {CLIENT_DIR}/cert.pem --key {CLIENT_DIR}/key.pem"
                     f" https://{address}:2376/_ping")

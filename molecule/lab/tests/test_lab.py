@@ -1,17 +1,9 @@
 """The lab nodes are usable "Pis": systemd, a Docker engine, reachable peers."""
 
-import os
+from picluster_lab import Lab
 
-import testinfra
-
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-HOSTS = ["master", "node1", "node2"]
-testinfra_hosts = [f"ansible://{h}?ansible_inventory={INVENTORY}" for h in HOSTS]
-
-
-def _address(name: str) -> str:
-    host = testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
-    return host.check_output("ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1")
+LAB = Lab.from_env()
+testinfra_hosts = LAB.testinfra_hosts()
 
 
 def test_systemd_booted(host):
@@ -39,7 +31,24 @@ def test_engine_runs_containers(host):
 
 def test_reaches_every_other_node(host):
     me = host.check_output("hostname")
-    for other in HOSTS:
+    for other in LAB.hosts():
         if other == me:
             continue
-        assert host.run(f"ping -c1 -W2 {_address(other)}").rc == 0, f"{me} cannot reach {other}"
+        assert host.run(f"ping -c1 -W2 {LAB.address(other)}").rc == 0, f"{me} cannot reach {other}"
+
+
+def test_sshd_runs_as_on_raspberry_pi_os(host):
+    assert host.service("ssh").is_running
+    assert host.socket("tcp://0.0.0.0:22").is_listening
+
+
+def test_each_node_made_its_own_ssh_host_keys():
+    """The image carries no host keys: each node makes its own at first boot."""
+    keys = {h: LAB.sh(h, ["cat", "/etc/ssh/ssh_host_ed25519_key.pub"]).split()[1] for h in LAB.hosts()}
+    assert len(set(keys.values())) == len(keys), keys
+
+
+def test_keepalived_baked_in_but_off(host):
+    assert host.package("keepalived").is_installed
+    assert not host.service("keepalived").is_enabled
+    assert not host.service("keepalived").is_running

@@ -9,44 +9,25 @@ from __future__ import annotations
 
 import json
 import os
-import ssl
 import subprocess
-import time
-import urllib.error
-import urllib.request
 
-LAB = f"{os.environ.get('PICLUSTER_LAB_PREFIX', '')}mol-{os.environ.get('MOLECULE_SCENARIO_NAME', 'proxy')}"
+from picluster_lab import Lab
+
+LAB = Lab.from_env()
 DEMO_HOST = "demo.picluster.lab"
 SERVICE = "demo-web"
 PROXY = "picluster-proxy"
 POLL_LIMIT = 20  # seconds the proxy may take to follow a change
 
 
-def node(name: str) -> str:
-    return f"picluster-{LAB}-{name}"
-
-
-def sh(name: str, *argv: str, check: bool = True, timeout: float = 60) -> str:
-    proc = subprocess.run(["docker", "exec", node(name), *argv], capture_output=True, text=True,
-                          timeout=timeout, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{name}: {' '.join(argv)} failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
-def master_address() -> str:
-    out = subprocess.run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                          node("master")], capture_output=True, text=True, check=True).stdout
-    return out.strip()
+def sh(host: str, *argv: str, check: bool = True, timeout: float = 60) -> str:
+    return LAB.sh(host, argv, check=check, timeout=timeout)
 
 
 def get(host: str, path: str = "/") -> tuple[int, str, dict]:
-    req = urllib.request.Request(f"http://{master_address()}{path}", headers={"Host": host})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, resp.read().decode(), dict(resp.headers)
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode(), dict(err.headers)
+    answer = LAB.http(host, path, timeout=10)
+    assert answer.status, f"nothing answered at {LAB.address('master')}: {answer.body}"
+    return answer.status, answer.body, answer.headers
 
 
 def replicas_seen(want: int, max_requests: int = 60) -> tuple[set[str], set[str]]:
@@ -71,12 +52,7 @@ def upstreams() -> int:
 
 
 def wait_for(what: str, predicate) -> float:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < POLL_LIMIT:
-        if predicate():
-            return time.monotonic() - t0
-        time.sleep(0.5)
-    raise AssertionError(f"{what} did not happen within {POLL_LIMIT}s")
+    return LAB.wait_until(what, predicate, limit=POLL_LIMIT, interval=0.5)
 
 
 def network(name: str) -> dict:
@@ -115,13 +91,10 @@ def test_requests_reach_replicas_on_several_nodes():
 
 
 def test_https_serves_the_same_virtual_hosts():
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # the scenario's self-signed certificate
-    req = urllib.request.Request(f"https://{master_address()}/", headers={"Host": DEMO_HOST})
-    with urllib.request.urlopen(req, timeout=10, context=context) as resp:
-        assert resp.status == 200
-        assert json.loads(resp.read())["node"] in ("master", "node1", "node2")
+    # The scenario's certificate is self-signed.
+    answer = LAB.http(DEMO_HOST, scheme="https", verify_tls=False, timeout=10)
+    assert answer.status == 200, answer
+    assert answer.json()["node"] in LAB.hosts()
 
 
 def test_scaling_changes_the_upstreams():
@@ -179,7 +152,7 @@ def test_removing_the_service_removes_its_virtual_host():
 
 def test_roles_refuse_bad_input_with_a_message():
     playbook = os.path.join(os.path.dirname(__file__), "..", "preflight.yml")
-    proc = subprocess.run(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], playbook],
+    proc = subprocess.run(["ansible-playbook", "-i", str(LAB.playbook_inventory), playbook],
                           capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert sh("master", "docker", "network", "ls", "-q", "--filter", "name=^classic-net$") == ""

@@ -43,7 +43,7 @@ def installed(tmp_path_factory) -> dict[str, str]:
 def test_tarball_leaves_out_the_lab_and_build_files(installed):
     root = Path(installed["path"]) / "ansible_collections/picluster/swarm"
     assert (root / "MANIFEST.json").exists()
-    for unwanted in ("tools", "collections", ".ci", "build"):
+    for unwanted in ("tools", "collections", ".ci", "build", "lab", "tests/unit/lab"):
         assert not (root / unwanted).exists(), f"{unwanted}/ must not ship in the collection"
 
 

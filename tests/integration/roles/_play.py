@@ -33,3 +33,11 @@ def local_inventory(masters: list[str], nodes: list[str], **all_vars: object) ->
     return {"all": {"vars": {"ansible_connection": "local", **all_vars},
                     "children": {"masters": {"hosts": {h: {} for h in masters}},
                                  "nodes": {"hosts": {h: {} for h in nodes}}}}}
+
+
+def assert_refused(rc: int, output: str, *fragments: str) -> None:
+    """The play failed with a message (no traceback) that says each fragment."""
+    assert rc != 0, output
+    assert "Traceback" not in output, output
+    for fragment in fragments:
+        assert fragment in output, output

@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from _play import local_inventory, run_playbook
+from _play import assert_refused, local_inventory, run_playbook
 
 PLAY = [{"name": "Consul", "hosts": "all", "gather_facts": False, "roles": ["picluster.swarm.consul"]}]
-
-
-def assert_refused(rc: int, output: str, *fragments: str) -> None:
-    assert rc != 0, output
-    assert "Traceback" not in output, output
-    for fragment in fragments:
-        assert fragment in output, output
 
 
 def test_even_server_count(tmp_path):

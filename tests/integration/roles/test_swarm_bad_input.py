@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from _play import local_inventory, run_playbook
+from _play import assert_refused, local_inventory, run_playbook
 
 MANAGER_PLAY = {"name": "Managers", "hosts": "masters", "gather_facts": False,
                 "roles": ["picluster.swarm.swarm_manager"]}
 CLASSIC_ENTRY_POINT = {"name": "picluster.swarm.swarm", "tasks_from": "classic"}
 AGENT_PLAY = {"name": "Agents", "hosts": "all", "gather_facts": False, "roles": ["picluster.swarm.swarm_agent"]}
-
-
-def assert_refused(rc: int, output: str, *fragments: str) -> None:
-    assert rc != 0, output
-    assert "Traceback" not in output, output
-    for fragment in fragments:
-        assert fragment in output, output
 
 
 def test_even_manager_count(tmp_path):

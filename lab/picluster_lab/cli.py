@@ -1,0 +1,90 @@
+"""The lab's command line: `python3 lab <command>` from the checkout.
+
+    up      [--name N | --scenario S] [--masters 1] [--nodes 5] [--subnet CIDR] [--bare] [--arch A]
+            [--instance-config FILE]
+    check   [--name N | --scenario S]   each node answers `docker info` and reaches the others
+    status  [--name N | --scenario S]   the nodes
+    state   [--name N | --scenario S]   the nodes, swarm, networks, services, membership, proxy, dashboard
+    down    [--name N | --scenario S]
+    inventory [--name N | --scenario S] print the lab's inventory directory (for ansible-playbook -i)
+    images  build [--arch A] | load [--name N | --scenario S] [--image I]... | names | prune
+
+--scenario S names molecule scenario S's lab (${PICLUSTER_LAB_PREFIX}mol-S).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import images, inventory, provision, show
+from ._common import LabError
+from .lab import Lab
+
+
+def lab_name(args: argparse.Namespace) -> str:
+    return inventory.molecule_lab_name(args.scenario) if args.scenario else args.name
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python3 lab", description="The local Pi lab on Docker-in-Docker.")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    def with_name(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        which = p.add_mutually_exclusive_group()
+        which.add_argument("--name", default=os.environ.get("PICLUSTER_LAB", "lab"), help="lab name (default: lab)")
+        which.add_argument("--scenario", help="the lab of this molecule scenario")
+        return p
+
+    up = with_name(sub.add_parser("up", help="bring the lab up and write its inventory"))
+    up.add_argument("--masters", type=int, default=1, help="masters (default 1)")
+    up.add_argument("--nodes", type=int, default=5, help="nodes besides the masters (default 5)")
+    up.add_argument("--subnet", help="lab network, a /24 (default: derived from the name)")
+    up.add_argument("--bare", action="store_true", help="nodes without a Docker engine")
+    up.add_argument("--arch", default=images.HOST_ARCH, choices=images.ARCHES, help="node architecture")
+    up.add_argument("--instance-config", type=Path, help="also write molecule's instance config to this file")
+    for command, text in (("check", "each node answers `docker info` and reaches the others"),
+                          ("status", "the nodes"), ("state", "the nodes and the cluster on them"),
+                          ("down", "remove the lab"), ("inventory", "print the lab's inventory directory")):
+        with_name(sub.add_parser(command, help=text))
+    img = sub.add_parser("images", help="the node and app images").add_subparsers(dest="images", required=True)
+    build = img.add_parser("build", help="build the images on this host (cached by recipe)")
+    build.add_argument("--arch", default=images.HOST_ARCH, choices=images.ARCHES)
+    load = with_name(img.add_parser("load", help="copy the app images into a lab's nodes"))
+    load.add_argument("--image", action="append", default=[], help="only this image (debian, proxy-base, demo-web)")
+    img.add_parser("names", help="print each image's tags")
+    img.add_parser("prune", help="remove cached tarballs and images of other recipes")
+    return top
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.command == "up":
+        provision.up(lab_name(args), args.masters, args.nodes, subnet=args.subnet, bare=args.bare, arch=args.arch,
+                     instance_config=args.instance_config)
+    elif args.command == "down":
+        provision.down(lab_name(args))
+    elif args.command == "inventory":
+        print(Lab(lab_name(args)).inventory.path.parent)
+    elif args.command in ("check", "status", "state"):
+        getattr(show, args.command)(Lab(lab_name(args)))
+    elif args.images == "build":
+        images.build(args.arch)
+    elif args.images == "load":
+        images.load(Lab(lab_name(args)), args.image)
+    elif args.images == "names":
+        for name, tags in images.names().items():
+            print(name, *tags)
+    else:
+        images.prune()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        run(args)
+    except LabError as err:
+        print(f"ERROR: {err}", file=sys.stderr)
+        return 1
+    return 0

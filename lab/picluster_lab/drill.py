@@ -1,0 +1,348 @@
+"""The failure drill, once, for the cluster scenario's test and the bench.
+
+A drill is a run of steps (kill a node, wait until Consul expires it, wait
+until its tasks run elsewhere, keep traffic flowing, start it again, wait
+until it rejoins) while a bounded request loop goes through the entry point.
+Every step, every membership poll (the state of every host) and every request
+is recorded with a monotonic timestamp (seconds since the drill began), so
+the report can answer questions about any window afterwards. `DrillRun` holds
+the steps; `kill_a_worker` is today's drill. Longer drills (several kills,
+traffic through a virtual IP) are further sequences of the same steps.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ._common import LabError, loadavg
+from ._common import wait_until as _wait_until
+from .membership import ABSENT, Membership
+
+if TYPE_CHECKING:
+    from .lab import Lab
+
+GONE = ("expired", ABSENT)
+
+
+@dataclass(frozen=True)
+class DrillLimits:
+    """How long each wait may take, and how the traffic runs. Callers choose
+    the waits (the test tight, the bench loose); the rest has defaults."""
+
+    detect_s: float  # kill -> Consul reports the node expired or gone
+    reschedule_s: float  # kill -> the service's tasks all run again, none on the node
+    rejoin_s: float  # start -> alive in Consul and Ready in the swarm
+    ready_s: float = 180.0  # before the drill: the service's tasks running, the entry point answering
+    lead_in_s: float = 2.0  # traffic before the kill
+    settle_s: float = 10.0  # traffic after the failover, which must all succeed
+    after_grace_s: float = 2.0  # the first seconds of settle_s are not counted as "after"
+    request_interval_s: float = 0.25
+    request_timeout_s: float = 3.0
+    max_requests: int = 1200
+    max_traffic_s: float = 400.0
+    poll_interval_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class Request:
+    t: float  # seconds since the drill began (monotonic)
+    status: int  # HTTP status; 0 when nothing answered
+    node: str  # who answered, from the demo app's JSON ("" when unknown)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
+@dataclass(frozen=True)
+class Poll:
+    t: float
+    states: dict[str, str]  # host -> alive / expiring / expired / absent
+
+
+@dataclass(frozen=True)
+class Event:
+    t: float
+    what: str  # kill, expired, rescheduled, settled, traffic-stopped, start, rejoined
+    host: str = ""
+
+
+@dataclass
+class DrillReport:
+    kind: str
+    service: str
+    host_header: str
+    via: str
+    ttl_s: int
+    limits: DrillLimits
+    victim: str = ""
+    events: list[Event] = field(default_factory=list)
+    polls: list[Poll] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
+    load_1m_start: float | None = None
+    load_1m_end: float | None = None
+    error: str = ""
+
+    def time_of(self, what: str, host: str | None = None) -> float | None:
+        """When an event first happened (seconds since the drill began)."""
+        return next((e.t for e in self.events if e.what == what and (host is None or e.host == host)), None)
+
+    def between(self, first: str, then: str) -> float | None:
+        """Seconds from one event to a later one, None when either is missing."""
+        t_first, t_then = self.time_of(first), self.time_of(then)
+        return None if t_first is None or t_then is None else t_then - t_first
+
+    def requests_in(self, start: float | None, end: float | None) -> list[Request]:
+        """Requests sent in [start, end); None means open on that side."""
+        return [
+            r for r in self.requests if (start is None or r.t >= start) and (end is None or r.t < end)
+        ]
+
+    @property
+    def detection_s(self) -> float | None:
+        return self.between("kill", "expired")
+
+    @property
+    def reschedule_s(self) -> float | None:
+        return self.between("kill", "rescheduled")
+
+    @property
+    def rejoin_s(self) -> float | None:
+        return self.between("start", "rejoined")
+
+    def before(self) -> list[Request]:
+        return self.requests_in(None, self.time_of("kill"))
+
+    def during(self) -> list[Request]:
+        return self.requests_in(self.time_of("kill"), self.time_of("rescheduled"))
+
+    def after(self) -> list[Request]:
+        settled = self.time_of("rescheduled")
+        start = None if settled is None else settled + self.limits.after_grace_s
+        return self.requests_in(start, self.time_of("traffic-stopped")) if settled is not None else []
+
+    def summary(self) -> dict[str, Any]:
+        """The figures (the keys drill.json and the bench results have always had)."""
+
+        def rounded(value: float | None) -> float | None:
+            return None if value is None else round(value, 1)
+
+        before, during, after = self.before(), self.during(), self.after()
+        return {
+            "kind": self.kind,
+            "ttl_s": self.ttl_s,
+            "victim": self.victim,
+            "via": self.via,
+            "detection_s": rounded(self.detection_s),
+            "reschedule_s": rounded(self.reschedule_s),
+            "rejoin_s": rounded(self.rejoin_s),
+            "rejoin_measured_from": "docker start returned",
+            "restart_at_s_after_kill": rounded(self.between("kill", "start")),
+            "requests_total": len(self.requests),
+            "requests_before": len(before),
+            "failed_before": sum(not r.ok for r in before),
+            "requests_during_failover": len(during),
+            "failed_during_failover": sum(not r.ok for r in during),
+            "requests_after_failover": len(after),
+            "failed_after_failover": sum(not r.ok for r in after),
+            "answered_by_during_failover": sorted({r.node for r in during if r.ok and r.node}),
+            "membership_polls": len(self.polls),
+            "load_1m_start": self.load_1m_start,
+            "load_1m_end": self.load_1m_end,
+            **({"error": self.error} if self.error else {}),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Summary, limits and the whole timeline (events, polls, requests)."""
+        return {
+            **self.summary(),
+            "limits": asdict(self.limits),
+            "events": [asdict(e) for e in self.events],
+            "polls": [asdict(p) for p in self.polls],
+            "requests": [asdict(r) for r in self.requests],
+        }
+
+
+class DrillFailed(LabError):
+    """A drill step ran out of time; `report` holds what was recorded."""
+
+    def __init__(self, message: str, report: DrillReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class DrillRun:
+    """The steps of a drill on one lab, recorded into one report.
+
+    Use as a context manager: on the way out the traffic stops and every node
+    the drill killed and did not start again is started, whatever happened.
+    """
+
+    def __init__(
+        self, lab: Lab, *, kind: str, service: str, host_header: str, via: str | None, ttl: int, limits: DrillLimits
+    ) -> None:
+        self.lab = lab
+        self.limits = limits
+        self.report = DrillReport(kind=kind, service=service, host_header=host_header, via=via or lab.first_master,
+                                  ttl_s=ttl, limits=limits)
+        self._t0 = time.monotonic()
+        self._down: set[str] = set()
+        self._stop = threading.Event()
+        self._loader: threading.Thread | None = None
+
+    def __enter__(self) -> DrillRun:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop_traffic()
+        for host in sorted(self._down):
+            try:
+                self.start(host)
+            except LabError as err:
+                self.report.error += f"; could not start {host} again: {err}"
+        self.report.load_1m_end = loadavg()
+        if isinstance(exc, LabError) and not isinstance(exc, DrillFailed):
+            self.report.error = str(exc) + self.report.error
+            raise DrillFailed(f"{self.report.kind} drill: {exc}", self.report) from exc
+
+    def now(self) -> float:
+        return time.monotonic() - self._t0
+
+    def event(self, what: str, host: str = "") -> float:
+        t = self.now()
+        self.report.events.append(Event(round(t, 3), what, host))
+        return t
+
+    # -- traffic ------------------------------------------------------------------
+
+    def start_traffic(self) -> None:
+        """A bounded request loop through the entry point, in the background."""
+        limits = self.limits
+        self._stop.clear()
+
+        def loop() -> None:
+            began = time.monotonic()
+            for _request in range(limits.max_requests):
+                if self._stop.is_set() or time.monotonic() - began > limits.max_traffic_s:
+                    return
+                t = self.now()
+                answer = self.lab.http(self.report.host_header, via=self.report.via, timeout=limits.request_timeout_s)
+                node = ""
+                if answer.ok:
+                    try:
+                        node = str(answer.json().get("node", ""))
+                    except (ValueError, AttributeError):
+                        node = ""
+                self.report.requests.append(Request(round(t, 3), answer.status, node))
+                self._stop.wait(limits.request_interval_s)
+
+        self._loader = threading.Thread(target=loop, name="drill-traffic", daemon=True)
+        self._loader.start()
+
+    def stop_traffic(self) -> None:
+        if self._loader is None:
+            return
+        self._stop.set()
+        self._loader.join(timeout=self.limits.request_timeout_s + 10)
+        self._loader = None
+        self.event("traffic-stopped")
+
+    # -- steps ----------------------------------------------------------------------
+
+    def kill(self, host: str) -> None:
+        if self.report.load_1m_start is None:
+            self.report.load_1m_start = loadavg()
+        self.lab.kill(host)
+        self._down.add(host)
+        self.event("kill", host)
+
+    def start(self, host: str) -> None:
+        self.lab.start(host)
+        self._down.discard(host)
+        self.event("start", host)
+
+    def poll_members(self) -> Membership:
+        """One membership poll, recorded with every host's state."""
+        members = self.lab.members()
+        states = {h: members.state_of(self.lab.address(h)) for h in self.lab.hosts()}
+        self.report.polls.append(Poll(round(self.now(), 3), states))
+        return members
+
+    def wait_gone(self, host: str) -> None:
+        """Until Consul reports the host expired (or holds no key for it)."""
+        self._wait(f"{host} expired in Consul", lambda: self.poll_members().state_of(self.lab.address(host)) in GONE,
+                   self.limits.detect_s, "expired", host)
+
+    def wait_rescheduled(self, off: str, replicas: int) -> None:
+        """Until `replicas` tasks of the service run, none on `off`."""
+
+        def moved() -> bool:
+            tasks = self.lab.service_tasks(self.report.service)
+            return len(tasks) == replicas and off not in tasks
+
+        self._wait(f"{self.report.service} back to {replicas} running tasks off {off}", moved, self.limits.reschedule_s,
+                   "rescheduled", off)
+
+    def settle(self) -> None:
+        """Let traffic run on after the failover (those requests must all succeed)."""
+        time.sleep(self.limits.settle_s)
+        self.event("settled")
+
+    def wait_rejoined(self, host: str) -> None:
+        """Until the host is alive in Consul and Ready in the swarm again."""
+
+        def back() -> bool:
+            if self.poll_members().state_of(self.lab.address(host)) != "alive":
+                return False
+            return any(n.hostname == host and n.status == "Ready" for n in self.lab.swarm_nodes())
+
+        self._wait(f"{host} alive in Consul and Ready in the swarm again", back, self.limits.rejoin_s, "rejoined", host)
+
+    def _wait(self, what: str, predicate: Callable[[], bool], limit: float, event: str, host: str) -> None:
+        _wait_until(what, predicate, limit, self.limits.poll_interval_s)
+        self.event(event, host)
+
+
+def kill_a_worker(
+    lab: Lab,
+    *,
+    ttl: int,
+    limits: DrillLimits,
+    service: str,
+    host_header: str,
+    replicas: int,
+    victim: str | None,
+    via: str | None,
+) -> DrillReport:
+    """Pull a worker that holds a task of the service: it expires in Consul,
+    its task comes back elsewhere, the entry point keeps serving, and it
+    rejoins cleanly once started again."""
+    _wait_until(f"{replicas} running {service} tasks", lambda: len(lab.service_tasks(service)) == replicas,
+                limits.ready_s, interval=2)
+    _wait_until(f"the entry point serving {host_header}", lambda: lab.http(host_header, via=via).ok,
+                limits.ready_s)
+    masters = set(lab.hosts("masters"))
+    if victim is None:
+        victim = next((n for n in lab.service_tasks(service) if n not in masters), None)
+        if victim is None:
+            raise LabError(f"no worker holds a running {service} task; the drill needs one")
+    with DrillRun(lab, kind="kill-a-worker", service=service, host_header=host_header, via=via, ttl=ttl,
+                  limits=limits) as run:
+        run.report.victim = victim
+        run.start_traffic()
+        time.sleep(limits.lead_in_s)
+        run.kill(victim)
+        run.wait_gone(victim)
+        run.wait_rescheduled(victim, replicas)
+        run.settle()
+        run.stop_traffic()
+        run.start(victim)
+        run.wait_rejoined(victim)
+    return run.report

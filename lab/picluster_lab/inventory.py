@@ -1,0 +1,198 @@
+"""The lab's inventory: planned by `up`, written once, read by everything else.
+
+`up` plans the hosts (names, groups, addresses, container names) and writes
+them as an Ansible inventory with the same groups as inventories/pi. That file
+is the single source of truth: `Lab(name)` reads it back, and nothing else
+works a node's address or container name out again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._common import ROOT, LabError
+
+GROUPS = ("masters", "nodes")
+# Derived subnets come from 10.213.20.0/24 to 10.213.219.0/24.
+SUBNET_FIRST, SUBNET_COUNT = 20, 200
+HEADER = "---\n# Written by `python3 lab up` for lab '{name}'; rewritten on every `up`, removed by `down`.\n"
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    group: str  # "masters" or "nodes"
+    address: str
+    container: str
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """What `up` wrote: the hosts in address order, and how to reach them."""
+
+    lab: str
+    network: str
+    subnet: str
+    image: str
+    connection: str
+    hosts: tuple[Host, ...]
+    path: Path
+
+
+def container_name(lab: str, host: str) -> str:
+    return f"picluster-{lab}-{host}"
+
+
+def network_name(lab: str) -> str:
+    return f"picluster-{lab}"
+
+
+def prefixed(name: str) -> str:
+    """A lab name made by a tool (molecule, the bench): PICLUSTER_LAB_PREFIX
+    keeps several people's labs apart on one machine."""
+    return f"{os.environ.get('PICLUSTER_LAB_PREFIX', '')}{name}"
+
+
+def molecule_lab_name(scenario: str) -> str:
+    return prefixed(f"mol-{scenario}")
+
+
+def default_inventory_dir(lab: str) -> Path:
+    """The main lab's inventory sits beside inventories/pi; throwaway labs
+    (tests, experiments, the bench) keep theirs under build/."""
+    return ROOT / "inventories" / "lab" if lab == "lab" else ROOT / "build" / "labs" / lab
+
+
+def derived_subnet(lab: str) -> str:
+    """A /24 per lab name, so several labs (molecule scenarios) coexist."""
+    third = int(hashlib.sha256(lab.encode()).hexdigest(), 16) % SUBNET_COUNT + SUBNET_FIRST
+    return f"10.213.{third}.0/24"
+
+
+def next_subnet(subnet: str) -> str:
+    """The derived /24 after this one, wrapping round (for a subnet another lab holds)."""
+    third = (int(ipaddress.ip_network(subnet).network_address) >> 8 & 0xFF) - SUBNET_FIRST
+    return f"10.213.{(third + 1) % SUBNET_COUNT + SUBNET_FIRST}.0/24"
+
+
+def host_names(masters: int, nodes: int) -> list[tuple[str, str]]:
+    """(name, group) as the seed named them: one `master`, or master1..N; node1..N."""
+    if masters < 1 or nodes < 0 or masters + nodes > 40:
+        raise LabError("masters must be at least 1, nodes at least 0, and 40 hosts at most in all")
+    names = [("master" if masters == 1 else f"master{i}", "masters") for i in range(1, masters + 1)]
+    return names + [(f"node{i}", "nodes") for i in range(1, nodes + 1)]
+
+
+def plan(lab: str, masters: int, nodes: int, subnet: str) -> list[Host]:
+    net = ipaddress.ip_network(subnet)
+    if net.num_addresses < 256:
+        raise LabError(f"subnet {subnet} is too small; give a /24 or larger")
+    base = int(net.network_address)
+    # Like the seed: the first master at .101, everyone after it.
+    return [
+        Host(name, group, str(ipaddress.ip_address(base + 101 + i)), container_name(lab, name))
+        for i, (name, group) in enumerate(host_names(masters, nodes))
+    ]
+
+
+def render(lab: str, network: str, subnet: str, image: str, hosts: list[Host]) -> str:
+    groups: dict[str, dict[str, Any]] = {g: {"hosts": {}} for g in GROUPS}
+    for h in hosts:
+        groups[h.group]["hosts"][h.name] = {
+            "ansible_host": h.container,
+            "picluster_address": h.address,
+            "picluster_lab_container": h.container,
+        }
+    inventory = {
+        "all": {
+            "vars": {
+                "ansible_connection": "community.docker.docker",
+                "ansible_python_interpreter": "/usr/bin/python3",
+                "picluster_lab": {"name": lab, "network": network, "subnet": subnet, "image": image},
+                # No download in the lab: the consul role copies the binary we build.
+                "consul_binary_local_path": os.environ.get(
+                    "PICLUSTER_CONSUL_BIN", "/var/cache/picluster/consul/consul-1.22.3"
+                ),
+                # No registry either: the proxy and the dashboard build on the
+                # base image that `python3 lab images load` puts on the masters.
+                "reverse_proxy_base_image": "picluster/proxy-base:latest",
+                "reverse_proxy_base_image_pull": False,
+                "dashboard_base_image": "picluster/proxy-base:latest",
+                "dashboard_base_image_pull": False,
+            },
+            "children": {"cluster": {"children": groups}},
+        }
+    }
+    # JSON is valid YAML, and keeps the package free of third-party imports.
+    return HEADER.format(name=lab) + json.dumps(inventory, indent=2) + "\n"
+
+
+def write(directory: Path, lab: str, *, network: str, subnet: str, image: str, hosts: list[Host]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "hosts.yml"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(render(lab, network, subnet, image, hosts))
+    tmp.replace(path)
+    return path
+
+
+def _walk(group: dict[str, Any], name: str, found: dict[str, tuple[str, dict[str, Any]]]) -> None:
+    for host, hostvars in (group.get("hosts") or {}).items():
+        found[host] = (name, hostvars or {})
+    for child, sub in (group.get("children") or {}).items():
+        _walk(sub or {}, child, found)
+
+
+def parse(text: str, path: Path) -> Inventory:
+    body = "\n".join(line for line in text.splitlines() if not line.startswith(("#", "---")))
+    try:
+        data = json.loads(body)
+        top = data["all"]
+        labvars = top["vars"]["picluster_lab"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise LabError(f"{path} is not an inventory `python3 lab up` wrote ({err}); run `up` again") from err
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
+    _walk(top, "all", found)
+    hosts = tuple(
+        sorted(
+            (
+                Host(name, group, hv["picluster_address"], hv["picluster_lab_container"])
+                for name, (group, hv) in found.items()
+            ),
+            key=lambda h: ipaddress.ip_address(h.address),
+        )
+    )
+    return Inventory(
+        lab=labvars["name"],
+        network=labvars["network"],
+        subnet=labvars["subnet"],
+        image=labvars["image"],
+        connection=top["vars"]["ansible_connection"],
+        hosts=hosts,
+        path=path,
+    )
+
+
+def read(directory: Path, lab: str) -> Inventory:
+    path = directory / "hosts.yml"
+    if not path.is_file():
+        raise LabError(f"lab '{lab}' has no inventory at {path}; bring it up with `python3 lab up --name {lab}`")
+    inventory = parse(path.read_text(), path)
+    if inventory.lab != lab:
+        raise LabError(f"{path} describes lab '{inventory.lab}', not '{lab}'")
+    return inventory
+
+
+def instance_config(hosts: list[Host]) -> str:
+    """Molecule's delegated driver reads how to reach each instance from this."""
+    config = [
+        {"instance": h.name, "address": h.container, "user": "root", "connection": "community.docker.docker"}
+        for h in hosts
+    ]
+    return json.dumps(config, indent=2) + "\n"

@@ -1,0 +1,240 @@
+"""`Lab(name)`: one lab as the tests, the bench and the CLI see it.
+
+Everything it knows about hosts, groups, addresses, container names and the
+connection comes from the inventory `up` wrote (inventory.py). Nodes are
+reached with `docker exec` (the inventory's community.docker.docker
+connection), HTTP goes to a node's lab address (the lab network is a local
+bridge), and Consul membership comes from our own swarm_members module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import inventory, membership
+from ._common import LabError, docker
+from ._common import wait_until as _wait_until
+from .drill import DrillLimits, DrillReport, kill_a_worker
+from .membership import Membership
+
+DOCKER_CONNECTION = "community.docker.docker"
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int  # 0 when nothing answered
+    body: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True)
+class SwarmNode:
+    hostname: str
+    status: str  # Ready, Down...
+    availability: str  # Active, Drain, Pause
+    manager_status: str  # Leader, Reachable, Unreachable, or "" for a worker
+    engine_version: str
+
+
+class Lab:
+    """A lab that `python3 lab up` brought up (read from its inventory)."""
+
+    def __init__(self, name: str, *, playbook_inventory: Path | None = None) -> None:
+        self.name = name
+        self.inventory = inventory.read(inventory.default_inventory_dir(name), name)
+        self._hosts = {h.name: h for h in self.inventory.hosts}
+        # Where the playbooks ran from (their controller-side PKI lives beside
+        # it): the lab's own inventory, or molecule's for a scenario.
+        self.playbook_inventory = playbook_inventory or self.inventory.path
+
+    @classmethod
+    def from_env(cls, scenario: str | None = None) -> Lab:
+        """The lab a test runs against: PICLUSTER_TEST_LAB if set (a `make lab`
+        cluster, while working on a test), else the molecule scenario's."""
+        scenario = scenario or os.environ.get("MOLECULE_SCENARIO_NAME")
+        name = os.environ.get("PICLUSTER_TEST_LAB") or (scenario and inventory.molecule_lab_name(scenario))
+        if not name:
+            raise LabError("which lab? set PICLUSTER_TEST_LAB, or run under molecule (it sets MOLECULE_SCENARIO_NAME)")
+        playbooks = os.environ.get("PICLUSTER_TEST_INVENTORY") or os.environ.get("MOLECULE_INVENTORY_FILE")
+        return cls(name, playbook_inventory=Path(playbooks) if playbooks else None)
+
+    # -- what the inventory says ------------------------------------------------
+
+    def hosts(self, group: str | None = None) -> list[str]:
+        """Host names in address order (masters first), of one group or all."""
+        return [h.name for h in self.inventory.hosts if group is None or h.group == group]
+
+    def group(self, host: str) -> str:
+        return self._host(host).group
+
+    def address(self, host: str) -> str:
+        return self._host(host).address
+
+    def container(self, host: str) -> str:
+        return self._host(host).container
+
+    @property
+    def first_master(self) -> str:
+        masters = self.hosts("masters")
+        if not masters:
+            raise LabError(f"lab '{self.name}' has no masters in {self.inventory.path}")
+        return masters[0]
+
+    def pki_dir(self, component: str) -> Path:
+        """Controller-side PKI a role kept beside the playbooks' inventory
+        (pki/docker: the cluster CA; pki/dashboard: the dashboard login)."""
+        base = self.playbook_inventory
+        return (base if base.is_dir() else base.parent) / "pki" / component
+
+    def testinfra_hosts(self, group: str | None = None) -> list[str]:
+        """testinfra host specs over the playbooks' inventory."""
+        return [self.testinfra_spec(h) for h in self.hosts(group)]
+
+    def testinfra_spec(self, host: str) -> str:
+        return f"ansible://{self._host(host).name}?ansible_inventory={self.playbook_inventory}"
+
+    def _host(self, host: str) -> inventory.Host:
+        try:
+            return self._hosts[host]
+        except KeyError:
+            raise LabError(f"lab '{self.name}' has no host {host!r}; it has {sorted(self._hosts)}") from None
+
+    # -- running things on nodes --------------------------------------------------
+
+    def run(
+        self, host: str, cmd: str | Sequence[str], *, timeout: float = 60, input_text: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command on a node (a string goes through `sh -c`); never raises on its exit code."""
+        if self.inventory.connection != DOCKER_CONNECTION:
+            raise LabError(f"lab '{self.name}': connection {self.inventory.connection} is not supported yet")
+        argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        interactive = ["-i"] if input_text is not None else []
+        return docker("exec", *interactive, self.container(host), *argv, check=False, timeout=timeout,
+                      input_text=input_text)
+
+    def sh(self, host: str, cmd: str | Sequence[str], *, check: bool = True, timeout: float = 60) -> str:
+        """A command's standard output on a node; LabError if it fails (when check is set)."""
+        proc = self.run(host, cmd, timeout=timeout)
+        if check and proc.returncode != 0:
+            shown = cmd if isinstance(cmd, str) else " ".join(cmd)
+            output = proc.stderr.strip() or proc.stdout.strip()
+            raise LabError(f"{host}: `{shown}` failed ({proc.returncode}): {output}")
+        return proc.stdout
+
+    def kill(self, host: str) -> float:
+        """Pull the node's plug (`docker kill`); return the monotonic time it returned."""
+        docker("kill", self.container(host), timeout=60)
+        return time.monotonic()
+
+    def start(self, host: str) -> float:
+        """Power the node on again (`docker start`); return the monotonic time it returned."""
+        docker("start", self.container(host), timeout=60)
+        return time.monotonic()
+
+    def is_running(self, host: str) -> bool:
+        proc = docker("inspect", "-f", "{{.State.Running}}", self.container(host), check=False)
+        return proc.stdout.strip() == "true"
+
+    # -- the cluster on the lab ----------------------------------------------------
+
+    def members(self, via: str | None = None, **options: Any) -> Membership:
+        """Consul's membership, from picluster.swarm.swarm_members run against
+        the Consul agent on `via` (default: the first master). Options go to
+        the module (include_expired is on unless given)."""
+        return membership.run_module(self._target(via), options)
+
+    def member_state(self, host: str, members: Membership | None = None) -> str:
+        """alive, expiring, expired, or `absent` (Consul holds no key for it)."""
+        return (members or self.members()).state_of(self.address(host))
+
+    def swarm_nodes(self, via: str | None = None) -> list[SwarmNode]:
+        """`docker node ls` on a manager (default: the first master)."""
+        out = self.sh(via or self.first_master, ["docker", "node", "ls", "--format", "{{json .}}"])
+        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+        return [
+            SwarmNode(r["Hostname"], r["Status"], r["Availability"], r.get("ManagerStatus", ""),
+                      r.get("EngineVersion", ""))
+            for r in rows
+        ]
+
+    def service_tasks(self, service: str, via: str | None = None) -> list[str]:
+        """Nodes that hold a running task of the service (one entry per task)."""
+        out = self.sh(
+            via or self.first_master,
+            ["docker", "service", "ps", service, "--filter", "desired-state=running",
+             "--format", "{{.Node}} {{.CurrentState}}"],
+        )
+        return [line.split()[0] for line in out.splitlines() if line.split()[1:2] == ["Running"]]
+
+    def http(
+        self,
+        host_header: str,
+        path: str = "/",
+        *,
+        via: str | None = None,
+        timeout: float = 5,
+        headers: dict[str, str] | None = None,
+        scheme: str = "http",
+        verify_tls: bool = True,
+    ) -> HttpAnswer:
+        """One request to the entry point on `via` (a host of the lab, or an
+        address such as a virtual IP; default the first master), routed by
+        the Host header. Never raises: no answer is status 0."""
+        url = f"{scheme}://{self._target(via)}{path}"
+        req = urllib.request.Request(url, headers={"Host": host_header, **(headers or {})})
+        context = None
+        if scheme == "https" and not verify_tls:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        try:
+            with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
+                return HttpAnswer(resp.status, resp.read().decode(errors="replace"), dict(resp.headers))
+        except urllib.error.HTTPError as err:
+            return HttpAnswer(err.code, err.read().decode(errors="replace"), dict(err.headers))
+        except (OSError, ValueError) as err:
+            return HttpAnswer(0, str(err))
+
+    @staticmethod
+    def wait_until(what: str, predicate: Callable[[], object], limit: float, interval: float = 1.0) -> float:
+        """Poll until predicate() is true; seconds taken, or LabTimeout after `limit`."""
+        return _wait_until(what, predicate, limit, interval)
+
+    def drill(
+        self,
+        *,
+        ttl: int,
+        limits: DrillLimits,
+        service: str = "demo-web",
+        host_header: str = "demo.picluster.lab",
+        replicas: int = 3,
+        victim: str | None = None,
+        via: str | None = None,
+    ) -> DrillReport:
+        """The failure drill: kill a worker that holds a task while requests run
+        through the entry point; see drill.kill_a_worker. Raises DrillFailed
+        (with the report so far) when a wait runs out; the node is started again either way."""
+        return kill_a_worker(self, ttl=ttl, limits=limits, service=service, host_header=host_header,
+                             replicas=replicas, victim=victim, via=via)
+
+    def _target(self, via: str | None) -> str:
+        """An address to talk to: a host's lab address, or `via` itself when it is not a host."""
+        via = via or self.first_master
+        return self.address(via) if via in self._hosts else via
