@@ -9,6 +9,7 @@ bridge), and Consul membership comes from our own swarm_members module.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import ssl
@@ -90,6 +91,15 @@ class Lab:
     def container(self, host: str) -> str:
         return self._host(host).container
 
+    def cidr(self, host: str) -> str:
+        """The node's address with the lab network's prefix (what a static address setting holds)."""
+        return f"{self.address(host)}/{ipaddress.ip_network(self.inventory.subnet).prefixlen}"
+
+    @property
+    def gateway(self) -> str:
+        """The lab network's gateway: the bridge's first address, as Docker sets it."""
+        return str(next(ipaddress.ip_network(self.inventory.subnet).hosts()))
+
     @property
     def first_master(self) -> str:
         masters = self.hosts("masters")
@@ -147,6 +157,15 @@ class Lab:
         """Power the node on again (`docker start`); return the monotonic time it returned."""
         docker("start", self.container(host), timeout=60)
         return time.monotonic()
+
+    def restart(self, host: str) -> float:
+        """Power-cycle the node (`docker restart`); return the monotonic time it returned."""
+        docker("restart", self.container(host), timeout=120)
+        return time.monotonic()
+
+    def restart_count(self, host: str) -> int:
+        """How often the node's container restarted by itself (its restart policy: a reboot from inside)."""
+        return int(docker("inspect", "-f", "{{.RestartCount}}", self.container(host)).stdout.strip() or 0)
 
     def is_running(self, host: str) -> bool:
         proc = docker("inspect", "-f", "{{.State.Running}}", self.container(host), check=False)

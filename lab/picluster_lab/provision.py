@@ -70,6 +70,13 @@ def start_node(lab: str, host: Host, image: str, network: str) -> None:
         return
     data = STATE / lab / host.name / "docker"
     data.mkdir(parents=True, exist_ok=True)
+    # The node's own /etc/hosts, as on a Pi's disk: Docker rewrites the file
+    # it manages at every container start, which would undo what the base
+    # role wrote each time a drill restarts a node.
+    hosts_file = STATE / lab / host.name / "hosts"
+    if not hosts_file.exists():
+        hosts_file.write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                              f"{host.address}\t{host.name}\n")
     docker(
         "run", "-d", "--name", host.container, "--hostname", host.name,
         "--network", network, "--ip", host.address,
@@ -77,6 +84,7 @@ def start_node(lab: str, host: Host, image: str, network: str) -> None:
         "--label", f"io.picluster.group={host.group}",
         # A host directory, so the node's engine runs overlay2 (overlay on overlay fails).
         "-v", f"{data}:/var/lib/docker",
+        "-v", f"{hosts_file}:/etc/hosts",
         *NODE_RUN_FLAGS, image,
     )
 

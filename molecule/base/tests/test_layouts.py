@@ -22,12 +22,12 @@ from pathlib import Path
 import jinja2
 import pytest
 import testinfra
+from picluster_lab import Lab
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+LAB = Lab.from_env()
 LAYOUT_HOSTS = ["node2", "node3", "node4"]
-testinfra_hosts = [f"ansible://{h}?ansible_inventory={INVENTORY}" for h in LAYOUT_HOSTS]
+testinfra_hosts = [LAB.testinfra_spec(h) for h in LAYOUT_HOSTS]
 SCENARIO_DIR = Path(__file__).resolve().parents[1]
-LAB = f"{os.environ.get('PICLUSTER_LAB_PREFIX', '')}mol-{os.environ.get('MOLECULE_SCENARIO_NAME', 'base')}"
 FLAG = "cgroup_enable=memory"
 BLOCK = re.compile(r"# BEGIN picluster\.swarm\.base cluster members\n(.*?)"
                    r"# END picluster\.swarm\.base cluster members\n", re.S)
@@ -42,12 +42,8 @@ STOCK = {
 BOOT_DIR = {"node2": "/boot/firmware", "node3": "/boot", "node4": "/boot"}
 
 
-def spec(name: str) -> str:
-    return f"ansible://{name}?ansible_inventory={INVENTORY}"
-
-
 def node(name: str):
-    return testinfra.get_host(spec(name))
+    return testinfra.get_host(LAB.testinfra_spec(name))
 
 
 def only(name: str):
@@ -68,9 +64,7 @@ def me(host) -> str:
 
 def address(host) -> tuple[str, str]:
     """The node's lab address with its prefix, and the lab network's gateway."""
-    cidr = host.check_output("ip -4 -o addr show eth0 | awk '{print $4}'")
-    gateway = host.check_output("ip -4 route show default | awk '{print $3}'")
-    return cidr, gateway
+    return LAB.cidr(me(host)), LAB.gateway
 
 
 # --- every layout --------------------------------------------------------------------------------
@@ -189,8 +183,8 @@ def test_hypriot_buster_has_no_timesyncd_package_to_install(host):
 
 def run_role(limit: str, *extra_vars: str) -> subprocess.CompletedProcess:
     """converge.yml again on one node (the hosts file needs every member's facts, so it is left out)."""
-    command = ["ansible-playbook", "-i", INVENTORY, str(SCENARIO_DIR / "converge.yml"), "--limit", limit,
-               "-e", "base_manage_hosts_file=false"]
+    command = ["ansible-playbook", "-i", str(LAB.playbook_inventory), str(SCENARIO_DIR / "converge.yml"),
+               "--limit", limit, "-e", "base_manage_hosts_file=false"]
     for extra in extra_vars:
         command += ["-e", extra]
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
@@ -209,9 +203,7 @@ def recap(run: subprocess.CompletedProcess, name: str) -> dict[str, int]:
 
 
 def restarts(name: str) -> int:
-    done = subprocess.run(["docker", "inspect", "-f", "{{.RestartCount}}", f"picluster-{LAB}-{name}"],
-                          capture_output=True, text=True, check=True)
-    return int(done.stdout)
+    return LAB.restart_count(name)
 
 
 def boot_id(host) -> str:
@@ -255,7 +247,7 @@ def test_firmware_that_turns_memory_off_again_stops_the_run_and_does_not_loop():
     pi = node("node2")
     pi.check_output(f"echo '{STOCK['node2']}' > /boot/firmware/cmdline.txt")
     pi.check_output("echo cgroup_disable=memory > /etc/picluster-lab/firmware-append")
-    subprocess.run(["docker", "restart", f"picluster-{LAB}-node2"], capture_output=True, check=True, timeout=120)
+    LAB.restart("node2")
     pi.run("systemctl is-system-running --wait")
     restarts_before = restarts("node2")
 
