@@ -27,3 +27,15 @@ def installed_heartbeat(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for item in files:
         shutil.copyfile(SWARM_AGENT / item["src"], target / item["dest"])
     return target / "picluster-heartbeat.py"
+
+
+@pytest.fixture(scope="session")
+def installed_reconciler(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reconciler service, installed as the swarm_manager role installs it (swarm_manager_reconcile_files):
+    the script and the collection's module_utils it imports, side by side."""
+    role = ROOT / "roles" / "swarm_manager"
+    files = yaml.safe_load((role / "vars" / "main.yml").read_text())["swarm_manager_reconcile_files"]
+    target = tmp_path_factory.mktemp("picluster-reconcile")
+    for item in files:
+        shutil.copyfile(role / item["src"], target / item["dest"])
+    return target / "picluster-reconcile.py"

@@ -183,6 +183,23 @@ class Lab:
         """alive, expiring, expired, or `absent` (Consul holds no key for it)."""
         return (members or self.members()).state_of(self.address(host))
 
+    def consistency(self, via: str | None = None, **options: Any) -> dict[str, Any]:
+        """picluster.swarm.swarm_consistency's result (failed or not), run on this host against
+        `via` (default: the first master): its Consul agent and its engine over TLS with the
+        docker role's client certificate, as a user would from the controller."""
+        return membership.run_collection_module("picluster.swarm.swarm_consistency",
+                                                {**self._swarm_connection(via), **options})
+
+    def reconcile(self, via: str | None = None, *, check: bool = False, diff: bool = False,
+                  **options: Any) -> dict[str, Any]:
+        """picluster.swarm.swarm_reconcile's result (failed or not), connected as consistency()."""
+        return membership.run_collection_module("picluster.swarm.swarm_reconcile",
+                                                {**self._swarm_connection(via), **options}, check=check, diff=diff)
+
+    def _swarm_connection(self, via: str | None) -> dict[str, Any]:
+        target = self._target(via)
+        return {"host": target, "docker_host": f"tcp://{target}:2376", "docker_cert_path": str(self.pki_dir("docker"))}
+
     def swarm_nodes(self, via: str | None = None) -> list[SwarmNode]:
         """`docker node ls` on a manager (default: the first master)."""
         out = self.sh(via or self.first_master, ["docker", "node", "ls", "--format", "{{json .}}"])

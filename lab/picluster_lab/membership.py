@@ -76,13 +76,13 @@ def parse(result: dict[str, Any]) -> Membership:
     return Membership(members=members, counts=dict(result.get("counts", {})), raw=result)
 
 
-def parse_callback_output(stdout: str) -> dict[str, Any]:
+def parse_callback_output(stdout: str, module: str = MODULE) -> dict[str, Any]:
     """The localhost result from the ansible.posix.json callback's document."""
     try:
         document = json.loads(stdout)
         return document["plays"][0]["tasks"][0]["hosts"]["localhost"]
     except (ValueError, KeyError, IndexError, TypeError) as err:
-        raise LabError(f"cannot read {MODULE}'s answer ({err}): {stdout.strip()[-800:]}") from err
+        raise LabError(f"cannot read {module}'s answer ({err}): {stdout.strip()[-800:]}") from err
 
 
 def ansible_command() -> tuple[str, str]:
@@ -96,10 +96,10 @@ def ansible_command() -> tuple[str, str]:
     return str(ansible), str(python if python.exists() else sys.executable)
 
 
-def run_module(consul: str, options: dict[str, Any], timeout: float = 120) -> Membership:
-    """Run the module against the Consul agent at `consul`, as a user would."""
+def run_collection_module(module: str, args: dict[str, Any], *, check: bool = False, diff: bool = False,
+                          timeout: float = 120) -> dict[str, Any]:
+    """Run one of the collection's modules on this host, as a user would; its result, failed or not."""
     ansible, python = ansible_command()
-    args = {"host": consul, "include_expired": True, **options}
     env = dict(
         os.environ,
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
@@ -107,12 +107,18 @@ def run_module(consul: str, options: dict[str, Any], timeout: float = 120) -> Me
         ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
         ANSIBLE_NOCOLOR="1",
     )
-    argv = [ansible, "localhost", "-i", "localhost,", "-c", "local", "-m", MODULE, "-a", json.dumps(args),
-            "-e", f"ansible_python_interpreter={python}"]
+    argv = [ansible, "localhost", "-i", "localhost,", "-c", "local", "-m", module, "-a", json.dumps(args),
+            "-e", f"ansible_python_interpreter={python}", *(["--check"] if check else []),
+            *(["--diff"] if diff else [])]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as err:
-        raise LabError(f"{MODULE} against {consul} did not answer within {timeout:.0f}s") from err
+        raise LabError(f"{module} did not answer within {timeout:.0f}s") from err
     if not proc.stdout.strip():
-        raise LabError(f"{MODULE} against {consul} printed nothing: {proc.stderr.strip()[-800:]}")
-    return parse(parse_callback_output(proc.stdout))
+        raise LabError(f"{module} printed nothing: {proc.stderr.strip()[-800:]}")
+    return parse_callback_output(proc.stdout, module)
+
+
+def run_module(consul: str, options: dict[str, Any], timeout: float = 120) -> Membership:
+    """Run swarm_members against the Consul agent at `consul`, as a user would."""
+    return parse(run_collection_module(MODULE, {"host": consul, "include_expired": True, **options}, timeout=timeout))

@@ -199,12 +199,12 @@ def _tls_context(settings: DockerSettings) -> ssl.SSLContext:
 def _tls_reason(exc: BaseException) -> str:
     text = str(exc)
     lowered = text.lower()
+    if "hostname" in lowered and "match" in lowered:
+        return "the engine's certificate does not name this address; set docker_tls_hostname to a name it has"
     if "certificate verify failed" in lowered:
         detail = text.split("certificate verify failed:", 1)[-1].split("(", 1)[0].strip(" )'\"")
         return f"the engine's certificate is not trusted ({detail or 'verify failed'}); set docker_cert_path or " \
                "docker_ca_path to the cluster's CA"
-    if "hostname" in lowered and "match" in lowered:
-        return "the engine's certificate does not name this address; set docker_tls_hostname to a name it has"
     if "certificate required" in lowered or "bad certificate" in lowered or "unknown ca" in lowered:
         return "the engine wants a client certificate signed by the cluster's CA; set docker_cert_path " \
                "(DOCKER_CERT_PATH) to <inventory>/pki/docker"
@@ -293,6 +293,9 @@ class DockerClient:
         if "does not have a leader" in lowered or "too few managers" in lowered:
             return (f"{where} cannot answer {action}: the swarm has no leader, too few managers are online to keep "
                     "its quorum ({message}); bring managers back first. Nothing was changed")
+        if "http request to an https server" in lowered:
+            return (f"{where} speaks TLS and was spoken to in plaintext while {action}; set docker_cert_path "
+                    "(DOCKER_CERT_PATH) to <inventory>/pki/docker, or docker_tls: true")
         if "update out of sequence" in lowered:
             return (f"{where} refused {action}: the node changed meanwhile (another reconciler or an operator); run "
                     "again")

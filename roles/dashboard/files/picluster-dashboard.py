@@ -40,7 +40,6 @@ import signal
 import sys
 import threading
 import time
-from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -48,6 +47,17 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 MAX_TASKS_PER_NODE = 200
+
+# The collection's own rules, copied into lib/ by the role (standard library only): how a swarm node
+# reads, and what Consul and the swarm disagree about, judged as swarm_consistency judges it.
+sys.path.insert(0, str(HERE / "lib"))
+from _consistency import (  # noqa: E402
+    DISAGREEMENTS,
+    build_entry,
+    parse_docker_time,
+    swarm_node_record,
+)
+from _consistency import iso_time as iso  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,66 +95,11 @@ class Settings:
 # -- time --------------------------------------------------------------------
 
 
-def parse_docker_time(text: Any) -> Optional[float]:
-    """Docker's RFC 3339 times carry nanoseconds; Python takes microseconds."""
-    if not isinstance(text, str) or not text or text.startswith("0001-"):
-        return None
-    body = text.rstrip("Z")
-    offset = "+00:00" if text.endswith("Z") else ""
-    if "." in body:
-        head, frac = body.split(".", 1)
-        digits = "".join(ch for ch in frac if ch.isdigit())
-        rest = frac[len(digits) :]
-        body = f"{head}.{digits[:6].ljust(6, '0')}{rest}"
-    try:
-        moment = datetime.fromisoformat(body + offset)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
-
-
-def iso(epoch: Optional[float]) -> Optional[str]:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _age(now: float, then: Optional[float]) -> Optional[float]:
     return None if then is None else round(max(0.0, now - then), 1)
 
 
 # -- the view (pure) ---------------------------------------------------------
-
-
-def _node_address(node: Mapping[str, Any]) -> str:
-    addr = str((node.get("Status") or {}).get("Addr") or "")
-    if addr in ("", "0.0.0.0"):  # some managers report 0.0.0.0: use their raft address
-        addr = str((node.get("ManagerStatus") or {}).get("Addr") or "").rsplit(":", 1)[0]
-    return addr
-
-
-def swarm_node_view(node: Mapping[str, Any]) -> Dict[str, Any]:
-    spec = node.get("Spec") or {}
-    desc = node.get("Description") or {}
-    engine = desc.get("Engine") or {}
-    manager = node.get("ManagerStatus") or {}
-    return {
-        "id": node.get("ID", ""),
-        "hostname": desc.get("Hostname", ""),
-        "address": _node_address(node),
-        "role": spec.get("Role", ""),
-        "availability": spec.get("Availability", ""),
-        "status": (node.get("Status") or {}).get("State", ""),
-        "message": (node.get("Status") or {}).get("Message", ""),
-        "leader": bool(manager.get("Leader")),
-        "reachability": manager.get("Reachability", ""),
-        "engine_version": engine.get("EngineVersion", ""),
-        "labels": dict(spec.get("Labels") or {}),
-        "engine_labels": dict(engine.get("Labels") or {}),
-        "architecture": (desc.get("Platform") or {}).get("Architecture", ""),
-    }
 
 
 def task_view(task: Mapping[str, Any], services: Mapping[str, str], now: float) -> Dict[str, Any]:
@@ -192,6 +147,20 @@ def _membership_view(member: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     }
 
 
+def _consistency_view(
+    member: Optional[Mapping[str, Any]], swarm: Optional[Mapping[str, Any]], both_read: bool
+) -> Dict[str, Any]:
+    """Where Consul and the swarm disagree about the node, with the words swarm_consistency uses.
+
+    ``unknown`` while either source is unreadable: a node missing from an
+    unread side is no disagreement.
+    """
+    if not both_read:
+        return {"category": "unknown", "disagree": False, "summary": ""}
+    entry = build_entry(member, swarm)
+    return {"category": entry["category"], "disagree": entry["category"] in DISAGREEMENTS, "summary": entry["summary"]}
+
+
 def build_view(
     members: Optional[List[Mapping[str, Any]]],
     nodes: Optional[List[Mapping[str, Any]]],
@@ -225,7 +194,7 @@ def build_view(
 
     cards: List[Dict[str, Any]] = []
     for node in nodes or []:
-        swarm = swarm_node_view(node)
+        swarm = swarm_node_record(node, now)
         member = take_member(swarm["address"], swarm["hostname"])
         node_tasks = sorted(by_node.get(swarm["id"], []), key=_task_order)
         cards.append(
@@ -236,6 +205,7 @@ def build_view(
                 "engine_version": swarm["engine_version"] or (member or {}).get("engine_version", ""),
                 "labels": {**dict((member or {}).get("labels") or {}), **swarm["engine_labels"], **swarm["labels"]},
                 "membership": _membership_view(member) if members is not None else {"state": "unknown"},
+                "consistency": _consistency_view(member, swarm, members is not None),
                 "swarm": swarm,
                 "tasks": node_tasks[:MAX_TASKS_PER_NODE],
                 "task_count": len(node_tasks),
@@ -251,6 +221,7 @@ def build_view(
                 "engine_version": member.get("engine_version", ""),
                 "labels": dict(member.get("labels") or {}),
                 "membership": _membership_view(member),
+                "consistency": _consistency_view(member, None, nodes is not None),
                 "swarm": None,
                 "tasks": [],
                 "task_count": 0,
@@ -287,6 +258,7 @@ def build_view(
             "nodes": len(cards),
             **{state: states.count(state) for state in ("alive", "expiring", "expired", "missing")},
             "ready": sum(1 for c in cards if c["swarm"] and c["swarm"]["status"] == "ready"),
+            "disagree": sum(1 for c in cards if c["consistency"]["disagree"]),
             "tasks": sum(c["task_count"] for c in cards),
             "running": sum(c["running"] for c in cards),
         },
@@ -540,7 +512,6 @@ class Handler(BaseHTTPRequestHandler):
 
 def main() -> int:
     settings = Settings.from_env(os.environ)
-    sys.path.insert(0, str(HERE / "lib"))  # _consul.py and _membership.py from the collection
     users: Optional[Dict[str, Tuple[str, str]]] = None
     if settings.auth != "none":
         try:

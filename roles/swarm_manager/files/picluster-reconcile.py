@@ -74,8 +74,9 @@ DEFAULT_INTERVAL = 5.0
 
 
 def log(message: str) -> None:
+    """To stderr (the journal keeps it): stdout is for --once's JSON alone."""
     stamp = datetime.now(tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    print(f"{stamp} picluster-reconcile: {message}", flush=True)
+    print(f"{stamp} picluster-reconcile: {message}", file=sys.stderr, flush=True)
 
 
 class ReadError(Exception):

@@ -9,6 +9,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
 APP = ROOT / "roles/dashboard/files/picluster-dashboard.py"
+# The app imports the collection's _consistency.py from lib/ beside it; here, from the checkout.
+sys.path.insert(0, str(ROOT / "plugins/module_utils"))
 _spec = importlib.util.spec_from_file_location("picluster_dashboard", APP)
 assert _spec and _spec.loader
 app = importlib.util.module_from_spec(_spec)
@@ -101,9 +103,11 @@ def test_cards_join_swarm_nodes_and_members_by_address():
         "expired": 0,
         "missing": 0,
         "ready": 2,
+        "disagree": 0,
         "tasks": 3,
         "running": 3,
     }
+    assert {c["consistency"]["category"] for c in view["nodes"]} == {"healthy"}
     assert view["services"] == [
         {"name": "agent", "mode": "global", "replicas": None, "running": 1, "labels": {}},
         {"name": "demo-web", "mode": "replicated", "replicas": 3, "running": 2, "labels": {}},
@@ -143,17 +147,37 @@ def test_members_match_by_host_name_when_the_address_differs():
 def test_unreadable_consul_leaves_the_swarm_side():
     view = app.build_view(None, NODES, [], SERVICES, NOW)
     assert {c["membership"]["state"] for c in view["nodes"]} == {"unknown"}
+    # A side that could not be read is no disagreement.
+    assert {c["consistency"]["category"] for c in view["nodes"]} == {"unknown"}
+    assert view["counts"]["disagree"] == 0
 
 
 def test_unreadable_swarm_leaves_the_consul_side():
     view = app.build_view([member("10.0.0.2", "node1")], None, None, None, NOW)
     assert [c["name"] for c in view["nodes"]] == ["node1"]
     assert view["nodes"][0]["swarm"] is None and view["services"] == []
+    assert view["nodes"][0]["consistency"] == {"category": "unknown", "disagree": False, "summary": ""}
+
+
+def test_a_disagreement_is_judged_as_swarm_consistency_judges_it():
+    down = node("n2", "node1", "10.0.0.2")
+    down["Status"]["State"] = "down"
+    view = app.build_view(
+        [member("10.0.0.2", "node1"), member("10.0.0.1", "master", state="expired", left=0.0),
+         member("10.0.0.9", "ghost")],
+        [down, node("n1", "master", "10.0.0.1", role="manager", leader=True), node("n3", "node3", "10.0.0.3")],
+        [], SERVICES, NOW,
+    )
+    by_name = {c["name"]: c["consistency"] for c in view["nodes"]}
+    assert {name: c["category"] for name, c in by_name.items()} == {
+        "master": "consul_expired", "node1": "swarm_down", "node3": "swarm_only", "ghost": "consul_only"}
+    assert all(c["disagree"] for c in by_name.values()) and view["counts"]["disagree"] == 4
+    assert by_name["node1"]["summary"].startswith("node1 (10.0.0.2): alive in Consul but down in the swarm")
 
 
 def test_manager_reporting_0000_uses_its_raft_address():
     manager = node("n1", "master", "0.0.0.0", role="manager", leader=True)
-    assert app.swarm_node_view(manager)["address"] == "10.0.0.1"
+    assert app.swarm_node_record(manager, NOW)["address"] == "10.0.0.1"
 
 
 def test_members_age_between_reads():
