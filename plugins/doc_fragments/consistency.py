@@ -19,6 +19,7 @@ options:
     default: 3600
 notes:
   - Consul and the swarm are matched by IP address (the swarm node's C(Status.Addr), or for a manager that reports
-    V(0.0.0.0), its raft address). Every node is in exactly one category, see RV(nodes[].category).
+    V(0.0.0.0), its raft address). Every node is in exactly one category (C(nodes[].category) in the report of
+    M(picluster.swarm.swarm_consistency)).
   - Seconds are measured against the clock of the host that runs the module; keep the cluster's clocks in sync (NTP).
 """
