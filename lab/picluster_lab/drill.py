@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._common import LabError, loadavg
+from ._common import LabError, LabTimeout, loadavg
 from ._common import wait_until as _wait_until
 from .membership import ABSENT, Membership
 
@@ -89,6 +89,9 @@ class DrillReport:
     error: str = ""
     victim_roles: set[str] = field(default_factory=set)  # consul-leader, swarm-leader, vip-holder
     vip_holders: list[str] = field(default_factory=list)  # sampled from the restart until after the rejoin
+    # Reads that failed while the cluster was changing (no Consul or swarm leader
+    # for a moment answers HTTP 500 / "no leader"): (seconds, what, message).
+    transient_errors: list[tuple[float, str, str]] = field(default_factory=list)
 
     def time_of(self, what: str, host: str | None = None) -> float | None:
         """When an event first happened (seconds since the drill began)."""
@@ -154,6 +157,7 @@ class DrillReport:
             "failed_after_failover": sum(not r.ok for r in after),
             "answered_by_during_failover": sorted({r.node for r in during if r.ok and r.node}),
             "membership_polls": len(self.polls),
+            "reads_failed_while_changing": len(self.transient_errors),
             **self.master_figures(),
             "load_1m_start": self.load_1m_start,
             "load_1m_end": self.load_1m_end,
@@ -196,6 +200,7 @@ class DrillReport:
             "limits": asdict(self.limits),
             "events": [asdict(e) for e in self.events],
             "polls": [asdict(p) for p in self.polls],
+            "transient_errors": [list(e) for e in self.transient_errors],
             "requests": [asdict(r) for r in self.requests],
         }
 
@@ -366,7 +371,24 @@ class DrillRun:
             time.sleep(1.0)
 
     def _wait(self, what: str, predicate: Callable[[], bool], limit: float, event: str, host: str) -> None:
-        _wait_until(what, predicate, limit, self.limits.poll_interval_s)
+        """Until the predicate holds. While masters die and leaders change, a
+        read may fail for a moment (Consul answers HTTP 500 until a new raft
+        leader is elected, `docker node ls` until the swarm has one): such a
+        failure counts as "not yet" and is recorded; if the limit passes, the
+        last one is in the error."""
+
+        def tolerant() -> bool:
+            try:
+                return predicate()
+            except LabError as err:
+                self.report.transient_errors.append((round(self.now(), 3), what, str(err)[:500]))
+                return False
+
+        try:
+            _wait_until(what, tolerant, limit, self.limits.poll_interval_s)
+        except LabTimeout as err:
+            last = [e for e in self.report.transient_errors if e[1] == what][-1:]
+            raise LabTimeout(f"{err}" + (f" (last failed read: {last[0][2]})" if last else "")) from None
         self.event(event, host)
 
 
@@ -446,6 +468,7 @@ def kill_the_first_master(
     IP stays where it is."""
     victim = lab.first_master
     via = lab.entry_point
+    lab.wait_whole(limits.ready_s)
     _wait_until(f"{replicas} running {service} tasks", lambda: len(lab.service_tasks(service)) == replicas,
                 limits.ready_s, interval=2)
     _wait_until(f"the entry point serving {host_header}", lambda: lab.http(host_header, via=via).ok, limits.ready_s)

@@ -246,6 +246,26 @@ class Lab:
         """alive, expiring, expired, or `absent` (Consul holds no key for it)."""
         return (members or self.members()).state_of(self.address(host))
 
+    def is_whole(self) -> bool:
+        """Every node runs, is alive in Consul and Ready in the swarm (a read
+        that fails while the cluster settles counts as "not yet")."""
+        hosts = self.hosts()
+        try:
+            if not all(self.is_running(h) for h in hosts):
+                return False
+            members = self.members()
+            if any(members.state_of(self.address(h)) != "alive" for h in hosts):
+                return False
+            ready = {n.hostname for n in self.swarm_nodes() if n.status == "Ready"}
+        except LabError:
+            return False
+        return set(hosts) <= ready
+
+    def wait_whole(self, limit: float = 180) -> float:
+        """Until the cluster is whole again (see is_whole); seconds taken."""
+        return _wait_until(f"lab '{self.name}' whole (every node alive in Consul and Ready in the swarm)",
+                           self.is_whole, limit, 2)
+
     def consul_leader(self, via: str | None = None) -> str:
         """The raft leader's address:port as a server's local agent tells it ('' when there is none)."""
         proc = self.run(via or self.live_master(), ["curl", "-s", "-m", "5", "http://127.0.0.1:8500/v1/status/leader"])
