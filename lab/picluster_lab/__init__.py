@@ -12,6 +12,7 @@ from .lab import HttpAnswer, Lab, SwarmNode
 from .membership import Member, Membership
 from .provision import down, up
 from .show import check
+from .watch import MembershipWatch, WatchReport
 
 __all__ = [
     "REPORTS",
@@ -25,7 +26,9 @@ __all__ = [
     "LabTimeout",
     "Member",
     "Membership",
+    "MembershipWatch",
     "SwarmNode",
+    "WatchReport",
     "check",
     "down",
     "load_images",

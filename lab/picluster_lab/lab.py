@@ -25,6 +25,7 @@ from typing import Any
 from . import inventory, membership
 from ._common import LabError, docker
 from ._common import wait_until as _wait_until
+from .consul import ConsulAccess
 from .drill import DrillLimits, DrillReport, kill_a_worker
 from .membership import Membership
 
@@ -113,6 +114,18 @@ class Lab:
         base = self.playbook_inventory
         return (base if base.is_dir() else base.parent) / "pki" / component
 
+    @property
+    def consul_access(self) -> ConsulAccess:
+        """How this host reaches the lab's Consul (HTTPS, CA and tokens when the consul role made them)."""
+        return ConsulAccess(self.pki_dir("consul"))
+
+    def consul(self, host: str, args: Sequence[str], *, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """The consul CLI on a node, against its own agent, with the management token (given on standard input,
+        never on a command line). Never raises on its exit code."""
+        token = self.consul_access.token("management") or ""
+        script = 'read -r CONSUL_HTTP_TOKEN; [ -n "$CONSUL_HTTP_TOKEN" ] && export CONSUL_HTTP_TOKEN; exec consul "$@"'
+        return self.run(host, ["sh", "-c", script, "consul", *args], timeout=timeout, input_text=token + "\n")
+
     def testinfra_hosts(self, group: str | None = None) -> list[str]:
         """testinfra host specs over the playbooks' inventory."""
         return [self.testinfra_spec(h) for h in self.hosts(group)]
@@ -176,8 +189,11 @@ class Lab:
     def members(self, via: str | None = None, **options: Any) -> Membership:
         """Consul's membership, from picluster.swarm.swarm_members run against
         the Consul agent on `via` (default: the first master). Options go to
-        the module (include_expired is on unless given)."""
-        return membership.run_module(self._target(via), options)
+        the module (include_expired is on unless given). With the consul role's
+        TLS and ACLs, over HTTPS with its CA and read-only token."""
+        access = self.consul_access
+        return membership.run_module(self._target(via), {**access.module_options(self._target(via)), **options},
+                                     extra_env=access.module_env())
 
     def member_state(self, host: str, members: Membership | None = None) -> str:
         """alive, expiring, expired, or `absent` (Consul holds no key for it)."""

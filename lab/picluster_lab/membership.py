@@ -96,12 +96,15 @@ def ansible_command() -> tuple[str, str]:
     return str(ansible), str(python if python.exists() else sys.executable)
 
 
-def run_module(consul: str, options: dict[str, Any], timeout: float = 120) -> Membership:
-    """Run the module against the Consul agent at `consul`, as a user would."""
+def run_module(consul: str, options: dict[str, Any], timeout: float = 120,
+               extra_env: dict[str, str] | None = None) -> Membership:
+    """Run the module against the Consul agent at `consul`, as a user would
+    (`extra_env`: more environment, such as CONSUL_HTTP_TOKEN_FILE)."""
     ansible, python = ansible_command()
     args = {"host": consul, "include_expired": True, **options}
     env = dict(
         os.environ,
+        **(extra_env or {}),
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
         ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
         ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
