@@ -48,6 +48,7 @@ import picluster_lab  # noqa: E402
 from picluster_lab import DrillFailed, DrillLimits, Lab, LabError, loadavg  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "cluster.json"
+FAILOVER_RESULTS = ROOT / "bench" / "results" / "failover.json"
 MEMBERS_RESULTS = ROOT / "bench" / "results" / "swarm_members.json"
 DOC = ROOT / "docs" / "benchmarks.md"
 WORK = ROOT / "build" / "bench"
@@ -319,6 +320,41 @@ def site_plays() -> int:
     return len(re.findall(r"^- name:", (ROOT / "playbooks" / "site.yml").read_text(), re.M))
 
 
+def failover_section(results: Dict[str, Any]) -> str:
+    """The table of bench/failover_bench.py (bench/results/failover.json) for docs/benchmarks.md."""
+    rows: List[str] = []
+    for number, run in enumerate(results.get("runs", []), 1):
+        for kind in ("worker", "master"):
+            r = run.get(kind)
+            if not r:
+                continue
+            killed = "a worker" if kind == "worker" else f"the first master ({', '.join(r.get('victim_roles', []))})"
+            rows.append(
+                f"| {number} | {killed} "
+                f"| {fmt(r.get('consul_leader_s'), ' s')} | {fmt(r.get('swarm_leader_s'), ' s')} "
+                f"| {fmt(r.get('entry_point_back_s'), ' s')} | {fmt(r.get('detection_s'), ' s')} "
+                f"| {r['failed_during_failover']} of {r['requests_during_failover']} / "
+                f"{r['failed_after_failover']} of {r['requests_after_failover']} "
+                f"| {len(r.get('survivor_polls_not_alive', []))} "
+                f"| {fmt(r.get('rejoin_s'), ' s')} | {r.get('load_1m_start')} to {r.get('load_1m_end')} |"
+            )
+    if not rows:
+        return "Not measured yet: run `python3 bench/failover_bench.py`."
+    error = f"\n\nThe last run stopped early: {results['error']}" if results.get("error") else ""
+    return (
+        f"Measured {results.get('updated', '?')} on a lab of 3 masters + 3 nodes, the virtual IP "
+        f"{results.get('vip', '')}, heartbeat TTL {results.get('ttl_s')} s, requests through the virtual IP "
+        "(4 a second, 3 s timeout). `-` where a drill has no such step (killing a worker elects no leader).\n\n"
+        "| run | killed | new Consul leader | new swarm leader | entry point answers again | expired in Consul "
+        "| failed requests during / after failover | survivor polls not alive | rejoin | load 1m |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + error +
+        "\n\nTimes are from `docker kill`. *Entry point answers again*: the first request answered after the "
+        "kill (a request sent just before it may still be answered by the old holder). *Survivor polls not "
+        "alive*: membership polls in which a host other than the dead one was expired or gone; no single "
+        "master means 0. The whole timelines are in `build/bench/bench-failover/`."
+    )
+
+
 def write_doc(results: Dict[str, Any]) -> None:
     mach, settings = results["machine"], results["settings"]
     levers = settings["levers"]
@@ -395,6 +431,15 @@ The difference is no larger than what the machine's load does to the same run, s
 facts gathered or cached before that would be stale for the later plays on a real Pi.
 To use the levers on your own runs:
 `ANSIBLE_GATHERING=smart ANSIBLE_CACHE_PLUGIN=jsonfile ANSIBLE_CACHE_PLUGIN_CONNECTION=build/facts`.
+
+## Losing a node, losing the first master (`bench/failover_bench.py`)
+
+With three masters the cluster has no single master: Consul and the swarm elect new leaders, every
+node's heartbeat talks to the Consul agent on the node itself (so only the dead one expires), each master
+runs the reverse proxy and keepalived moves the virtual IP to a survivor (see
+[roles/vip.md](roles/vip.md)). `python3 bench/failover_bench.py` (also run by `make bench`) measures it:
+
+{failover_section(json.loads(FAILOVER_RESULTS.read_text())) if FAILOVER_RESULTS.exists() else "Not measured yet."}
 
 ## swarm_members at scale (`bench/swarm_members_bench.py`)
 

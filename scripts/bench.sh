@@ -6,6 +6,9 @@
 #     besides the master, default 1,3,5): site.yml cold and idempotent, the
 #     failure drill; bench/results/cluster.json and docs/benchmarks.md.
 #     BENCH_CLUSTER_ARGS passes more options (e.g. --no-baseline).
+#  3. losing a worker and losing the first master on 3 masters + 3 nodes
+#     (the drills of the cluster scenario): bench/results/failover.json and
+#     docs/benchmarks.md.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -17,3 +20,5 @@ python bench/swarm_members_bench.py
 say "benchmark: the cluster on the lab, sizes $BENCH_SIZES (1 master + N nodes each)"
 # shellcheck disable=SC2086 # BENCH_CLUSTER_ARGS is a list of options
 python bench/cluster_bench.py --sizes "$BENCH_SIZES" ${BENCH_CLUSTER_ARGS:-}
+say "benchmark: losing a worker and the first master (3 masters + 3 nodes)"
+python bench/failover_bench.py

@@ -47,7 +47,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--instance-config", type=Path, help="also write molecule's instance config to this file")
     for command, text in (("check", "each node answers `docker info` and reaches the others"),
                           ("status", "the nodes"), ("state", "the nodes and the cluster on them"),
-                          ("down", "remove the lab"), ("inventory", "print the lab's inventory directory")):
+                          ("down", "remove the lab"), ("inventory", "print the lab's inventory directory"),
+                          ("vip", "print the lab's virtual IP (empty with one master)")):
         with_name(sub.add_parser(command, help=text))
     img = sub.add_parser("images", help="the node and app images").add_subparsers(dest="images", required=True)
     build = img.add_parser("build", help="build the images on this host (cached by recipe)")
@@ -67,6 +68,8 @@ def run(args: argparse.Namespace) -> None:
         provision.down(lab_name(args))
     elif args.command == "inventory":
         print(Lab(lab_name(args)).inventory.path.parent)
+    elif args.command == "vip":
+        print(Lab(lab_name(args)).vip)
     elif args.command in ("check", "status", "state"):
         getattr(show, args.command)(Lab(lab_name(args)))
     elif args.images == "build":

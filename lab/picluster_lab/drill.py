@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._common import LabError, loadavg
+from ._common import LabError, LabTimeout, loadavg
 from ._common import wait_until as _wait_until
 from .membership import ABSENT, Membership
 
@@ -87,6 +87,11 @@ class DrillReport:
     load_1m_start: float | None = None
     load_1m_end: float | None = None
     error: str = ""
+    victim_roles: set[str] = field(default_factory=set)  # consul-leader, swarm-leader, vip-holder
+    vip_holders: list[str] = field(default_factory=list)  # sampled from the restart until after the rejoin
+    # Reads that failed while the cluster was changing (no Consul or swarm leader
+    # for a moment answers HTTP 500 / "no leader"): (seconds, what, message).
+    transient_errors: list[tuple[float, str, str]] = field(default_factory=list)
 
     def time_of(self, what: str, host: str | None = None) -> float | None:
         """When an event first happened (seconds since the drill began)."""
@@ -152,10 +157,41 @@ class DrillReport:
             "failed_after_failover": sum(not r.ok for r in after),
             "answered_by_during_failover": sorted({r.node for r in during if r.ok and r.node}),
             "membership_polls": len(self.polls),
+            "reads_failed_while_changing": len(self.transient_errors),
+            **self.master_figures(),
             "load_1m_start": self.load_1m_start,
             "load_1m_end": self.load_1m_end,
             **({"error": self.error} if self.error else {}),
         }
+
+    def master_figures(self) -> dict[str, Any]:
+        """The figures only a drill that kills a master has (empty otherwise)."""
+        if self.kind != "kill-the-first-master":
+            return {}
+        kill = self.time_of("kill")
+        first_ok = next((r.t for r in self.requests if kill is not None and r.t >= kill and r.ok), None)
+
+        def since_kill(what: str) -> float | None:
+            t = self.time_of(what)
+            return None if t is None or kill is None else round(t - kill, 1)
+
+        return {
+            "victim_roles": sorted(self.victim_roles),
+            "consul_leader_s": since_kill("consul-leader"),
+            "swarm_leader_s": since_kill("swarm-leader"),
+            "entry_point_back_s": None if first_ok is None or kill is None else round(first_ok - kill, 1),
+            "survivor_polls_not_alive": self.survivors_not_alive(),
+            "vip_holders_after_start": self.vip_holders,
+        }
+
+    def survivors_not_alive(self) -> list[dict[str, Any]]:
+        """Every poll after the kill in which a host other than the victim was not alive (the drill wants none)."""
+        kill = self.time_of("kill")
+        return [
+            {"t": p.t, "host": h, "state": s}
+            for p in self.polls if kill is not None and p.t >= kill
+            for h, s in p.states.items() if h != self.victim and s not in ("alive", "expiring")
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """Summary, limits and the whole timeline (events, polls, requests)."""
@@ -164,6 +200,7 @@ class DrillReport:
             "limits": asdict(self.limits),
             "events": [asdict(e) for e in self.events],
             "polls": [asdict(p) for p in self.polls],
+            "transient_errors": [list(e) for e in self.transient_errors],
             "requests": [asdict(r) for r in self.requests],
         }
 
@@ -269,8 +306,8 @@ class DrillRun:
         self.event("start", host)
 
     def poll_members(self) -> Membership:
-        """One membership poll, recorded with every host's state."""
-        members = self.lab.members()
+        """One membership poll through a master that runs, recorded with every host's state."""
+        members = self.lab.members(via=self.lab.live_master(besides=sorted(self._down)))
         states = {h: members.state_of(self.lab.address(h)) for h in self.lab.hosts()}
         self.report.polls.append(Poll(round(self.now(), 3), states))
         return members
@@ -305,8 +342,53 @@ class DrillRun:
 
         self._wait(f"{host} alive in Consul and Ready in the swarm again", back, self.limits.rejoin_s, "rejoined", host)
 
+    def wait_consul_leader(self, other_than: str) -> None:
+        """Until a Consul server other than `other_than` is the raft leader."""
+        gone = f"{self.lab.address(other_than)}:"
+
+        def elected() -> bool:
+            self.poll_members()
+            leader = self.lab.consul_leader(via=self.lab.live_master(besides=sorted(self._down)))
+            return bool(leader) and not leader.startswith(gone)
+
+        self._wait("a new Consul leader", elected, self.limits.detect_s, "consul-leader", other_than)
+
+    def wait_swarm_leader(self, other_than: str) -> None:
+        """Until a manager other than `other_than` leads the swarm."""
+
+        def elected() -> bool:
+            self.poll_members()
+            nodes = self.lab.swarm_nodes(via=self.lab.live_master(besides=sorted(self._down)))
+            return any(n.manager_status == "Leader" and n.hostname != other_than for n in nodes)
+
+        self._wait("a new swarm leader", elected, self.limits.detect_s, "swarm-leader", other_than)
+
+    def watch_vip(self, seconds: float) -> None:
+        """Sample who holds the virtual IP for a while (a returning master must not take it back)."""
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            self.report.vip_holders.append(self.lab.vip_holder())
+            time.sleep(1.0)
+
     def _wait(self, what: str, predicate: Callable[[], bool], limit: float, event: str, host: str) -> None:
-        _wait_until(what, predicate, limit, self.limits.poll_interval_s)
+        """Until the predicate holds. While masters die and leaders change, a
+        read may fail for a moment (Consul answers HTTP 500 until a new raft
+        leader is elected, `docker node ls` until the swarm has one): such a
+        failure counts as "not yet" and is recorded; if the limit passes, the
+        last one is in the error."""
+
+        def tolerant() -> bool:
+            try:
+                return predicate()
+            except LabError as err:
+                self.report.transient_errors.append((round(self.now(), 3), what, str(err)[:500]))
+                return False
+
+        try:
+            _wait_until(what, tolerant, limit, self.limits.poll_interval_s)
+        except LabTimeout as err:
+            last = [e for e in self.report.transient_errors if e[1] == what][-1:]
+            raise LabTimeout(f"{err}" + (f" (last failed read: {last[0][2]})" if last else "")) from None
         self.event(event, host)
 
 
@@ -345,4 +427,68 @@ def kill_a_worker(
         run.stop_traffic()
         run.start(victim)
         run.wait_rejoined(victim)
+    return run.report
+
+
+def make_first_master_lead(lab: Lab, master: str, limit: float) -> set[str]:
+    """Make `master` the Consul leader, the swarm leader and the virtual IP's holder where the lab allows it,
+    so killing it is the worst case; return the roles it holds."""
+    if lab.vip and lab.vip_holder() not in ("", master):
+        # The holder gives the address up; of the backups the highest priority (the first master) takes it.
+        lab.sh(lab.vip_holder(), ["systemctl", "restart", "keepalived"])
+        _wait_until(f"{master} holding the virtual IP", lambda: lab.vip_holder() == master, limit)
+    lab.transfer_consul_leadership(master)
+    _wait_until(f"{master} leading Consul", lambda: lab.consul_leader(via=master).startswith(f"{lab.address(master)}:"),
+                limit)
+    roles = {"consul-leader"}
+    if any(n.hostname == master and n.manager_status == "Leader" for n in lab.swarm_nodes(via=master)):
+        roles.add("swarm-leader")
+    if lab.vip and lab.vip_holder() == master:
+        roles.add("vip-holder")
+    return roles
+
+
+def kill_the_first_master(
+    lab: Lab,
+    *,
+    ttl: int,
+    limits: DrillLimits,
+    service: str,
+    host_header: str,
+    replicas: int,
+    while_down: Callable[[DrillRun], None] | None = None,
+    vip_watch_s: float = 15.0,
+) -> DrillReport:
+    """Pull the first master (made Consul leader, swarm leader and holder of
+    the virtual IP first) while requests run through the entry point (the
+    virtual IP): a new Consul leader and a new swarm leader are elected, the
+    entry point answers again, every other member stays alive throughout,
+    the dead master expires; `while_down` runs with it still down (checks of
+    the dashboard, say); then it comes back, rejoins once, and the virtual
+    IP stays where it is."""
+    victim = lab.first_master
+    via = lab.entry_point
+    lab.wait_whole(limits.ready_s)
+    _wait_until(f"{replicas} running {service} tasks", lambda: len(lab.service_tasks(service)) == replicas,
+                limits.ready_s, interval=2)
+    _wait_until(f"the entry point serving {host_header}", lambda: lab.http(host_header, via=via).ok, limits.ready_s)
+    roles = make_first_master_lead(lab, victim, limits.ready_s)
+    with DrillRun(lab, kind="kill-the-first-master", service=service, host_header=host_header, via=via, ttl=ttl,
+                  limits=limits) as run:
+        run.report.victim = victim
+        run.report.victim_roles = roles
+        run.start_traffic()
+        time.sleep(limits.lead_in_s)
+        run.kill(victim)
+        run.wait_consul_leader(victim)
+        run.wait_swarm_leader(victim)
+        run.wait_gone(victim)
+        run.wait_rescheduled(victim, replicas)
+        run.settle()
+        if while_down is not None:
+            while_down(run)
+        run.stop_traffic()
+        run.start(victim)
+        run.wait_rejoined(victim)
+        run.watch_vip(vip_watch_s)
     return run.report

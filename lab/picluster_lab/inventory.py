@@ -43,6 +43,19 @@ class Inventory:
     connection: str
     hosts: tuple[Host, ...]
     path: Path
+    vip: str = ""  # the cluster's virtual IP (picluster_vip), with two masters or more
+
+
+# The lab's virtual IP: an address of the lab network no node gets (nodes
+# start at .101, 40 at most) and Docker does not hand out (it counts up from .2).
+VIP_OFFSET = 250
+
+
+def vip_for(subnet: str, masters: int) -> str:
+    """The virtual IP a lab with several masters gets (the vip role moves it); none with one master."""
+    if masters < 2:
+        return ""
+    return str(ipaddress.ip_address(int(ipaddress.ip_network(subnet).network_address) + VIP_OFFSET))
 
 
 def container_name(lab: str, host: str) -> str:
@@ -102,6 +115,7 @@ def plan(lab: str, masters: int, nodes: int, subnet: str) -> list[Host]:
 
 
 def render(lab: str, network: str, subnet: str, image: str, hosts: list[Host]) -> str:
+    vip = vip_for(subnet, sum(h.group == "masters" for h in hosts))
     groups: dict[str, dict[str, Any]] = {g: {"hosts": {}} for g in GROUPS}
     for h in hosts:
         groups[h.group]["hosts"][h.name] = {
@@ -125,6 +139,8 @@ def render(lab: str, network: str, subnet: str, image: str, hosts: list[Host]) -
                 "reverse_proxy_base_image_pull": False,
                 "dashboard_base_image": "picluster/proxy-base:latest",
                 "dashboard_base_image_pull": False,
+                # Several masters: the entry point is a virtual IP (role vip).
+                **({"picluster_vip": vip} if vip else {}),
             },
             "children": {"cluster": {"children": groups}},
         }
@@ -176,6 +192,7 @@ def parse(text: str, path: Path) -> Inventory:
         connection=top["vars"]["ansible_connection"],
         hosts=hosts,
         path=path,
+        vip=str(top["vars"].get("picluster_vip", "")),
     )
 
 

@@ -26,7 +26,7 @@ from . import inventory, membership
 from ._common import LabError, docker
 from ._common import wait_until as _wait_until
 from .consul import ConsulAccess
-from .drill import DrillLimits, DrillReport, kill_a_worker
+from .drill import DrillLimits, DrillReport, DrillRun, kill_a_worker, kill_the_first_master
 from .membership import Membership
 
 DOCKER_CONNECTION = "community.docker.docker"
@@ -100,6 +100,32 @@ class Lab:
     def gateway(self) -> str:
         """The lab network's gateway: the bridge's first address, as Docker sets it."""
         return str(next(ipaddress.ip_network(self.inventory.subnet).hosts()))
+
+    @property
+    def vip(self) -> str:
+        """The cluster's virtual IP (two masters or more), else an empty string."""
+        return self.inventory.vip
+
+    @property
+    def entry_point(self) -> str:
+        """Where users send requests: the virtual IP, else the first master's address."""
+        return self.vip or self.address(self.first_master)
+
+    def live_master(self, *, besides: Sequence[str] = ()) -> str:
+        """The first master whose node runs (a drill may have killed the first one)."""
+        for master in self.hosts("masters"):
+            if master not in besides and self.is_running(master):
+                return master
+        raise LabError(f"lab '{self.name}': no master runs (besides {list(besides)})")
+
+    def vip_holder(self) -> str:
+        """The master that holds the virtual IP now, or '' (none, or no virtual IP)."""
+        if not self.vip:
+            return ""
+        for master in self.hosts("masters"):
+            if self.is_running(master) and f" {self.vip}/" in self.run(master, ["ip", "-4", "-o", "addr"]).stdout:
+                return master
+        return ""
 
     @property
     def first_master(self) -> str:
@@ -188,20 +214,64 @@ class Lab:
 
     def members(self, via: str | None = None, **options: Any) -> Membership:
         """Consul's membership, from picluster.swarm.swarm_members run against
-        the Consul agent on `via` (default: the first master). Options go to
-        the module (include_expired is on unless given). With the consul role's
-        TLS and ACLs, over HTTPS with its CA and read-only token."""
+        the Consul agent on `via` (default: the first master that runs). Options
+        go to the module (include_expired is on unless given). With the consul
+        role's TLS and ACLs, over HTTPS with its CA and read-only token."""
+        target = self._target(via or self.live_master())
         access = self.consul_access
-        return membership.run_module(self._target(via), {**access.module_options(self._target(via)), **options},
+        return membership.run_module(target, {**access.module_options(target), **options},
                                      extra_env=access.module_env())
 
     def member_state(self, host: str, members: Membership | None = None) -> str:
         """alive, expiring, expired, or `absent` (Consul holds no key for it)."""
         return (members or self.members()).state_of(self.address(host))
 
+    def is_whole(self) -> bool:
+        """Every node runs, is alive in Consul and Ready in the swarm (a read
+        that fails while the cluster settles counts as "not yet")."""
+        hosts = self.hosts()
+        try:
+            if not all(self.is_running(h) for h in hosts):
+                return False
+            members = self.members()
+            if any(members.state_of(self.address(h)) != "alive" for h in hosts):
+                return False
+            ready = {n.hostname for n in self.swarm_nodes() if n.status == "Ready"}
+        except LabError:
+            return False
+        return set(hosts) <= ready
+
+    def wait_whole(self, limit: float = 180) -> float:
+        """Until the cluster is whole again (see is_whole); seconds taken."""
+        return _wait_until(f"lab '{self.name}' whole (every node alive in Consul and Ready in the swarm)",
+                           self.is_whole, limit, 2)
+
+    def consul_leader(self, via: str | None = None) -> str:
+        """The raft leader's address:port as a server's local agent tells it ('' when there is none)."""
+        proc = self.run(via or self.live_master(), ["curl", "-s", "-m", "5", "http://127.0.0.1:8500/v1/status/leader"])
+        return proc.stdout.strip().strip('"') if proc.returncode == 0 else ""
+
+    def transfer_consul_leadership(self, master: str) -> None:
+        """Ask the raft leader to hand over to `master` (nothing when it already leads)."""
+        if self.consul_leader(via=master).startswith(f"{self.address(master)}:"):
+            return
+        peers = self._consul_cli(master, ["operator", "raft", "list-peers"])
+        ids = [line.split()[1] for line in peers.splitlines()[1:] if line.split()[:1] == [master]]
+        if not ids:
+            raise LabError(f"{master} is not among Consul's raft peers:\n{peers}")
+        self._consul_cli(master, ["operator", "raft", "transfer-leader", f"-id={ids[0]}"])
+
+    def _consul_cli(self, host: str, args: Sequence[str]) -> str:
+        """`consul <args>` on a node with the management token (see consul()); raises when it fails."""
+        proc = self.consul(host, args)
+        if proc.returncode != 0:
+            raise LabError(f"{host}: `consul {' '.join(args)}` failed ({proc.returncode}): "
+                           f"{proc.stderr.strip() or proc.stdout.strip()}")
+        return proc.stdout
+
     def swarm_nodes(self, via: str | None = None) -> list[SwarmNode]:
-        """`docker node ls` on a manager (default: the first master)."""
-        out = self.sh(via or self.first_master, ["docker", "node", "ls", "--format", "{{json .}}"])
+        """`docker node ls` on a manager (default: the first master that runs)."""
+        out = self.sh(via or self.live_master(), ["docker", "node", "ls", "--format", "{{json .}}"])
         rows = [json.loads(line) for line in out.splitlines() if line.strip()]
         return [
             SwarmNode(r["Hostname"], r["Status"], r["Availability"], r.get("ManagerStatus", ""),
@@ -212,7 +282,7 @@ class Lab:
     def service_tasks(self, service: str, via: str | None = None) -> list[str]:
         """Nodes that hold a running task of the service (one entry per task)."""
         out = self.sh(
-            via or self.first_master,
+            via or self.live_master(),
             ["docker", "service", "ps", service, "--filter", "desired-state=running",
              "--format", "{{.Node}} {{.CurrentState}}"],
         )
@@ -268,6 +338,21 @@ class Lab:
         (with the report so far) when a wait runs out; the node is started again either way."""
         return kill_a_worker(self, ttl=ttl, limits=limits, service=service, host_header=host_header,
                              replicas=replicas, victim=victim, via=via)
+
+    def master_drill(
+        self,
+        *,
+        ttl: int,
+        limits: DrillLimits,
+        service: str = "demo-web",
+        host_header: str = "demo.picluster.lab",
+        replicas: int = 3,
+        while_down: Callable[[DrillRun], None] | None = None,
+    ) -> DrillReport:
+        """Kill the first master (leader of everything) while requests run through
+        the virtual IP; see drill.kill_the_first_master."""
+        return kill_the_first_master(self, ttl=ttl, limits=limits, service=service, host_header=host_header,
+                                     replicas=replicas, while_down=while_down)
 
     def _target(self, via: str | None) -> str:
         """An address to talk to: a host's lab address, or `via` itself when it is not a host."""

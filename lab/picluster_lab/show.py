@@ -65,8 +65,9 @@ def state(lab: Lab) -> None:
     """The nodes and, once the roles have built them, the swarm, the Consul
     membership, the proxy and who answers behind it, and the dashboard."""
     status(lab)
-    master = lab.first_master
-    if not lab.is_running(master):
+    try:
+        master = lab.live_master()
+    except LabError:
         return
     swarm = lab.sh(master, ["docker", "info", "-f", "{{.Swarm.LocalNodeState}}"], check=False).strip()
     if swarm != "active":
@@ -78,17 +79,20 @@ def state(lab: Lab) -> None:
     print("\n== services")
     print(lab.sh(master, ["docker", "service", "ls"]), end="")
     membership(lab)
-    address = lab.address(master)
+    # Users send requests to the virtual IP when the lab has one (several masters).
+    address = lab.entry_point
     if _exists(lab, master, "inspect", "picluster-proxy"):
-        print(f"\n== reverse proxy: http://{address}/ (route by Host header)")
+        where = (f"the virtual IP, held by {lab.vip_holder() or 'no master'}, moves between "
+                 f"{', '.join(lab.hosts('masters'))}") if lab.vip else "the master"
+        print(f"\n== reverse proxy: http://{address}/ (route by Host header; {where})")
         if _exists(lab, master, "service", "inspect", "demo-web"):
             print(f"   demo: curl -H 'Host: {DEMO_HOST}' http://{address}/   answered, 9 requests, by:")
-            answers = Counter(lab.http(DEMO_HOST).body.strip() or "(no answer)" for _request in range(9))
+            answers = Counter(lab.http(DEMO_HOST, via=address).body.strip() or "(no answer)" for _request in range(9))
             for body, count in sorted(answers.items()):
                 print(f"   {count:>7} {body}")
     if _exists(lab, master, "service", "inspect", "picluster-dashboard"):
         password = lab.pki_dir("dashboard") / "admin"
-        health = lab.http(DASHBOARD_HOST, "/api/health").status
+        health = lab.http(DASHBOARD_HOST, "/api/health", via=address).status
         print(f"\n== dashboard: http://{DASHBOARD_HOST}/ (through the proxy at {address})")
         print(f"   health: HTTP {health}; user admin, password in {password}")
         print(f"   in a browser on this machine: chromium --host-resolver-rules='MAP {DASHBOARD_HOST} {address}'"

@@ -14,7 +14,8 @@ import json
 from picluster_lab import REPORTS, DrillFailed, DrillLimits, Lab
 
 LAB = Lab.from_env()
-HOSTS = ["master", "node1", "node2", "node3", "node4", "node5"]
+HOSTS = ["master1", "master2", "master3", "node1", "node2", "node3"]
+MASTERS = ["master1", "master2", "master3"]
 DEMO_HOST = "demo.picluster.lab"
 TTL = 10  # swarm_heartbeat_ttl in molecule.yml
 # The test's limits: tight enough to catch a slow failover on a loaded 2-core machine.
@@ -22,18 +23,27 @@ LIMITS = DrillLimits(detect_s=TTL + 20, reschedule_s=120, rejoin_s=180, max_requ
 DETECTION_BOUND_S = TTL + 15
 
 
-def test_six_swarm_nodes_ready():
+def test_six_swarm_nodes_ready_three_managers():
     nodes = LAB.swarm_nodes()
     assert sorted(n.hostname for n in nodes) == sorted(HOSTS) == sorted(LAB.hosts())
     assert all(n.status == "Ready" and n.availability == "Active" for n in nodes), nodes
-    assert [n.hostname for n in nodes if n.manager_status == "Leader"] == ["master"]
+    managers = {n.hostname: n.manager_status for n in nodes if n.manager_status}
+    assert sorted(managers) == MASTERS and sorted(managers.values()) == ["Leader", "Reachable", "Reachable"]
 
 
 def test_six_alive_members_agree_with_swarm():
     members = LAB.members()
     assert members.counts["alive"] == 6, members.members
-    in_swarm = {LAB.sh("master", ["docker", "node", "inspect", "-f", "{{.Status.Addr}}", h]).strip() for h in HOSTS}
+    master = LAB.live_master()
+    in_swarm = {LAB.sh(master, ["docker", "node", "inspect", "-f", "{{.Status.Addr}}", h]).strip() for h in HOSTS}
     assert set(members.ips("alive")) == in_swarm == {LAB.address(h) for h in HOSTS}
+
+
+def test_each_member_s_session_is_bound_to_its_own_node():
+    """No single master: every heartbeat talks to the Consul agent on its own node, so
+    its session follows that node's health, never another machine's."""
+    members = LAB.members()
+    assert {m.hostname: m.raw["session_node"] for m in members.members} == {h: h for h in HOSTS}
 
 
 def test_overlay_carries_traffic_between_nodes():
@@ -54,23 +64,30 @@ def test_overlay_carries_traffic_between_nodes():
         LAB.sh("node1", ["docker", "rm", "-f", "ov-server"], check=False)
 
 
-def test_proxy_serves_the_demo_from_several_nodes():
+def test_proxy_serves_the_demo_from_several_nodes_through_the_virtual_ip():
+    assert LAB.vip and LAB.vip_holder() in MASTERS
     seen = set()
     for _request in range(60):
-        answer = LAB.http(DEMO_HOST)
+        answer = LAB.http(DEMO_HOST, via=LAB.vip)
         assert answer.ok, answer
         seen.add(answer.json()["node"])
         if len(seen) >= 2:
             break
     assert len(seen) >= 2, f"only {seen} answered"
-    assert LAB.http("nobody.picluster.lab").status == 404
+    assert LAB.http("nobody.picluster.lab", via=LAB.vip).status == 404
+
+
+def test_every_master_runs_the_proxy():
+    for master in MASTERS:
+        answer = LAB.http(DEMO_HOST, via=master)
+        assert answer.ok, f"the proxy on {master}: {answer}"
 
 
 def test_failure_drill():
     """Pull a node: it expires in Consul, its task moves, the proxy keeps
     serving, and it rejoins cleanly."""
     try:
-        report = LAB.drill(ttl=TTL, limits=LIMITS)
+        report = LAB.drill(ttl=TTL, limits=LIMITS, via=LAB.vip)
     except DrillFailed as failed:
         write(failed.report.to_dict())
         raise

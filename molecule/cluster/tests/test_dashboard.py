@@ -20,6 +20,7 @@ LAB = Lab.from_env()
 DASHBOARD = "dashboard.picluster.lab"
 TTL = 10  # swarm_heartbeat_ttl in molecule.yml
 MARGIN = 15  # polling (1 s collector, 2 s page) plus a loaded 2-core machine
+UNPLACEABLE = "node.labels.io.picluster.dashboard==off"
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def auth() -> dict[str, str]:
 
 
 def get(path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
-    answer = LAB.http(DASHBOARD, path, headers=headers)
+    answer = LAB.http(DASHBOARD, path, headers=headers, via=LAB.entry_point)
     return answer.status, answer.body
 
 
@@ -42,9 +43,9 @@ def api(auth: dict[str, str]) -> dict:
 
 
 def running_per_node() -> dict[str, int]:
-    """Running tasks of every service, per node, as the swarm CLI on the master sees them."""
+    """Running tasks of every service, per node, as the swarm CLI on a master sees them."""
     counts: dict[str, int] = {}
-    for service in LAB.sh("master", ["docker", "service", "ls", "--format", "{{.Name}}"]).split():
+    for service in LAB.sh(LAB.live_master(), ["docker", "service", "ls", "--format", "{{.Name}}"]).split():
         for node in LAB.service_tasks(service):
             counts[node] = counts.get(node, 0) + 1
     return counts
@@ -58,10 +59,11 @@ def test_nothing_is_shown_without_a_login(auth):
     wrong = {"Authorization": "Basic " + base64.b64encode(b"admin:not-the-password").decode()}
     assert get("/api/cluster", headers=wrong)[0] == 401
     assert get("/api/health") == (200, "ok\n")  # health carries no data
-    # Only a salted hash reaches the master.
-    password = auth["Authorization"]
-    users = LAB.sh("master", ["cat", "/etc/picluster/dashboard/auth/users"])
-    assert users.startswith("admin:") and base64.b64decode(password.split()[1]).decode().split(":")[1] not in users
+    # Only a salted hash reaches the masters.
+    password = base64.b64decode(auth["Authorization"].split()[1]).decode().split(":")[1]
+    for master in LAB.hosts("masters"):
+        users = LAB.sh(master, ["cat", "/etc/picluster/dashboard/auth/users"])
+        assert users.startswith("admin:") and password not in users
 
 
 def test_api_lists_every_node_with_its_membership_swarm_state_and_tasks(auth):
@@ -77,7 +79,8 @@ def test_api_lists_every_node_with_its_membership_swarm_state_and_tasks(auth):
     LAB.wait_until("the dashboard's task counts matching the swarm's", agrees, limit=30, interval=2)
     data = api(auth)
     assert data["sources"]["consul"]["ok"] and data["sources"]["docker"]["ok"], data["sources"]
-    assert data["nodes"][0]["name"] == "master"  # managers first
+    masters = LAB.hosts("masters")
+    assert sorted(n["name"] for n in data["nodes"][: len(masters)]) == masters  # managers first
     assert sorted(n["name"] for n in data["nodes"]) == hosts
     consul = LAB.members()
     for node in data["nodes"]:
@@ -88,19 +91,22 @@ def test_api_lists_every_node_with_its_membership_swarm_state_and_tasks(auth):
         assert node["engine_version"], node
     assert data["counts"]["alive"] == len(hosts) and data["counts"]["ready"] == len(hosts)
     by_name = {n["name"]: n for n in data["nodes"]}
-    assert by_name["master"]["swarm"]["leader"] and by_name["master"]["role"] == "manager"
-    dashboard_tasks = [t for t in by_name["master"]["tasks"] if t["service"] == "picluster-dashboard"]
-    assert len(dashboard_tasks) == 1 and dashboard_tasks[0]["state"] == "running"
+    assert len([m for m in masters if by_name[m]["swarm"]["leader"]]) == 1
+    assert all(by_name[m]["role"] == "manager" for m in masters)
+    # A global service: one dashboard task on every master, none elsewhere.
+    for name, node in by_name.items():
+        dashboard_tasks = [t for t in node["tasks"] if t["service"] == "picluster-dashboard"]
+        assert [t["state"] for t in dashboard_tasks] == (["running"] if name in masters else []), node
     demo = next(s for s in data["services"] if s["name"] == "demo-web")
     assert demo["replicas"] == demo["running"] == 3
 
 
 def test_page_shows_the_cluster_a_stopped_node_turns_expired_and_stale_data_is_marked(auth):
     hosts = sorted(LAB.hosts())
-    victim = hosts[-1]  # a worker: names sort master < node1 < ... < nodeN
-    assert victim != "master"
+    victim = hosts[-1]  # a worker: names sort master1 < ... < node1 < ... < nodeN
+    assert victim not in LAB.hosts("masters")
     report: dict = {"victim": victim, "ttl_s": TTL}
-    with Browser(extra_flags=[f"--host-resolver-rules=MAP {DASHBOARD} {LAB.address('master')}"]) as browser:
+    with Browser(extra_flags=[f"--host-resolver-rules=MAP {DASHBOARD} {LAB.entry_point}"]) as browser:
         page = browser.open(1280, 900, headers=auth)
         page.navigate(f"http://{DASHBOARD}/")
         _ok, report["first_paint_s"] = page.wait_for(
@@ -156,8 +162,10 @@ def test_page_shows_the_cluster_a_stopped_node_turns_expired_and_stale_data_is_m
         assert page.evaluate("window.__picluster_same_page") == "yes", "the page reloaded"
         report["kill_to_alive_s"] = round(time.monotonic() - t_kill, 1)
 
-        # The page's own data going stale: take the dashboard away, then back.
-        LAB.sh("master", ["docker", "service", "scale", "-d", "picluster-dashboard=0"])
+        # The page's own data going stale: take the dashboard away (a global service:
+        # a placement no node meets stops every task), then back.
+        LAB.sh(LAB.live_master(), ["docker", "service", "update", "-d", "--constraint-add", UNPLACEABLE,
+                                   "picluster-dashboard"])
         try:
             _ok, report["stale_shown_s"] = page.wait_for("document.body.dataset.stale === 'true'", limit=30)
             banner = page.evaluate("document.getElementById('banner').textContent")
@@ -167,7 +175,8 @@ def test_page_shows_the_cluster_a_stopped_node_turns_expired_and_stale_data_is_m
             assert "expired" not in states, states
             page.screenshot(REPORTS / "dashboard-stale.png")
         finally:
-            LAB.sh("master", ["docker", "service", "scale", "-d", "picluster-dashboard=1"])
+            LAB.sh(LAB.live_master(), ["docker", "service", "update", "-d", "--constraint-rm", UNPLACEABLE,
+                                       "picluster-dashboard"])
         _ok, report["fresh_again_s"] = page.wait_for("document.body.dataset.stale === 'false'", limit=90)
     LAB.wait_until(f"{victim} alive in Consul again", lambda: LAB.member_state(victim) == "alive", limit=60)
     REPORTS.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from picluster_lab import DrillLimits, DrillReport
+import pytest
+from picluster_lab import DrillLimits, DrillReport, DrillRun, LabError, LabTimeout
 from picluster_lab.drill import Event, Poll, Request
 
 LIMITS = DrillLimits(detect_s=30, reschedule_s=120, rejoin_s=180, after_grace_s=2)
@@ -51,3 +52,39 @@ def test_the_timeline_is_kept_whole():
     assert len(d["events"]) == 7 and len(d["polls"]) == 2 and len(d["requests"]) == 8
     assert d["polls"][1]["states"]["node2"] == "expired"
     assert d["limits"]["detect_s"] == 30
+
+
+class _FakeLab:
+    first_master = "master1"
+
+
+def _run(limit_s: float = 2.0):
+    limits = DrillLimits(detect_s=limit_s, reschedule_s=1, rejoin_s=1, poll_interval_s=0.01)
+    return DrillRun(_FakeLab(), kind="kill-the-first-master", service="s", host_header="h", via="v", ttl=10,
+                    limits=limits)
+
+
+def test_a_read_failing_while_leaders_change_counts_as_not_yet():
+    run = _run()
+    answers = iter([LabError("HTTP 500: no cluster leader"), LabError("HTTP 500: no cluster leader"), True])
+
+    def elected() -> bool:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    run._wait("a new Consul leader", elected, 2.0, "consul-leader", "master1")
+    assert run.report.time_of("consul-leader", "master1") is not None
+    assert len(run.report.transient_errors) == 2
+    assert run.report.summary()["reads_failed_while_changing"] == 2
+
+
+def test_a_read_that_keeps_failing_times_out_naming_the_last_error():
+    run = _run(limit_s=0.1)
+
+    def broken() -> bool:
+        raise LabError("HTTP 403: ACL not found")
+
+    with pytest.raises(LabTimeout, match="ACL not found"):
+        run._wait("a new Consul leader", broken, 0.1, "consul-leader", "master1")

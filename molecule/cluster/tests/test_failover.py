@@ -1,0 +1,124 @@
+"""No single master: the first master dies and the cluster's own services carry on.
+
+The seed's author wanted to "distribute the master duties across the cluster".
+With three masters, losing the first one (made Consul leader, swarm leader and
+holder of the virtual IP first: the worst case) must leave a Consul leader, a
+swarm leader, every other member alive in Consul at every poll, the entry point
+answering through the virtual IP, and the dashboard showing the dead master
+expired; the master then rejoins once and the virtual IP does not move back.
+Then site.yml runs again with one master powered off and finishes for the others.
+
+Runs after test_cluster.py and test_dashboard.py (file order) and leaves the
+cluster whole.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from picluster_lab import REPORTS, DrillFailed, DrillLimits, DrillRun, Lab
+
+LAB = Lab.from_env()
+TTL = 10  # swarm_heartbeat_ttl in molecule.yml
+DASHBOARD = "dashboard.picluster.lab"
+# The test's limits: elections take seconds; the rest as for the worker drill.
+LIMITS = DrillLimits(detect_s=TTL + 30, reschedule_s=120, rejoin_s=180, max_requests=1000, max_traffic_s=400)
+EXPIRY_BOUND_S = TTL + 15  # the dead master turns expired within its TTL plus polling on a loaded machine
+ENTRY_POINT_BOUND_S = 15.0  # keepalived moves the address after about three missed advertisements
+SCENARIO_DIR = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def auth() -> dict[str, str]:
+    password = (LAB.pki_dir("dashboard") / "admin").read_text().split()[0]
+    return {"Authorization": "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()}
+
+
+def test_killing_the_first_master_keeps_membership_the_entry_point_and_the_dashboard(auth):
+    seen_by_dashboard: dict[str, object] = {}
+
+    def dashboard_while_down(run: DrillRun) -> None:
+        """Through the virtual IP, with the first master still down: the page's data says it expired."""
+
+        def shows_it_expired() -> bool:
+            answer = LAB.http(DASHBOARD, "/api/cluster", via=LAB.vip, headers=auth)
+            if not answer.ok:
+                return False
+            nodes = {n["name"]: n for n in answer.json()["nodes"]}
+            victim = nodes.get(run.report.victim)
+            seen_by_dashboard.update(victim=victim, others={k: v["membership"]["state"] for k, v in nodes.items()})
+            return victim is not None and victim["membership"]["state"] in ("expired", "missing")
+
+        LAB.wait_until("the dashboard showing the dead master expired", shows_it_expired, limit=30, interval=2)
+        run.event("dashboard-shows-it")
+
+    try:
+        report = LAB.master_drill(ttl=TTL, limits=LIMITS, while_down=dashboard_while_down)
+    except DrillFailed as failed:
+        write(failed.report.to_dict())
+        raise
+    summary = write(report.to_dict())
+    victim = report.victim
+    assert victim == LAB.first_master
+    assert set(report.victim_roles) == {"consul-leader", "swarm-leader", "vip-holder"}, summary
+    # New leaders, the entry point back, and nothing failing once it is.
+    assert summary["consul_leader_s"] is not None and summary["swarm_leader_s"] is not None, summary
+    assert summary["entry_point_back_s"] is not None and summary["entry_point_back_s"] <= ENTRY_POINT_BOUND_S, summary
+    before, after = report.before(), report.after()
+    assert before and all(r.ok for r in before), "the entry point failed before the drill began"
+    assert after and all(r.ok for r in after), f"requests failed after the failover window: {summary}"
+    # Every other member alive at every poll; the dead master expired within its TTL.
+    assert report.survivors_not_alive() == [], summary
+    assert report.detection_s is not None and report.detection_s <= EXPIRY_BOUND_S, summary
+    assert report.time_of("dashboard-shows-it") is not None
+    assert all(state in ("alive", "expiring") for name, state in seen_by_dashboard["others"].items()
+               if name != victim), seen_by_dashboard
+    # Back once: one registration per node, no stale swarm node, the address stayed where it went.
+    hosts = LAB.hosts()
+    assert LAB.members().ips() == sorted(LAB.address(h) for h in hosts)
+    nodes = LAB.swarm_nodes()
+    assert sorted(n.hostname for n in nodes) == sorted(hosts) and all(n.status == "Ready" for n in nodes), nodes
+    assert len(set(report.vip_holders)) == 1 and report.vip_holders[0] not in ("", victim), report.vip_holders
+
+
+def test_site_runs_again_with_a_master_powered_off():
+    """A master powered off is reported, and the run goes on for everyone else with nothing to change."""
+    off = LAB.hosts("masters")[1]
+    LAB.wait_whole(180)  # the drill before may have just restarted the first master
+    LAB.kill(off)
+    try:
+        env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+        run = subprocess.run(
+            ["ansible-playbook", "-i", str(LAB.playbook_inventory), str(SCENARIO_DIR / "converge.yml")],
+            capture_output=True, text=True, timeout=1500, check=False, env=env,
+        )
+    finally:
+        LAB.start(off)
+    (REPORTS / "site-with-a-master-off.log").write_text(run.stdout + run.stderr)
+    recap = {name: dict(re.findall(r"(\w+)=(\d+)", rest))
+             for name, rest in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", run.stdout, re.M)}
+    assert int(recap[off]["failed"]) + int(recap[off]["unreachable"]) > 0, recap
+    for host in LAB.hosts():
+        if host != off:
+            counts = {k: int(v) for k, v in recap[host].items()}
+            assert counts["failed"] == counts["unreachable"] == counts["changed"] == 0, (host, counts)
+    assert "Traceback" not in run.stdout + run.stderr
+    LAB.wait_until(f"{off} alive in Consul and Ready in the swarm again",
+                   lambda: LAB.member_state(off) == "alive"
+                   and any(n.hostname == off and n.status == "Ready" for n in LAB.swarm_nodes()),
+                   limit=180, interval=2)
+
+
+def write(report: dict) -> dict:
+    """The drill's timeline to build/reports/master-drill.json; its figures to the test log."""
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    (REPORTS / "master-drill.json").write_text(json.dumps(report, indent=2) + "\n")
+    summary = {k: v for k, v in report.items() if k not in ("limits", "events", "polls", "requests")}
+    print(json.dumps(summary))
+    return summary
