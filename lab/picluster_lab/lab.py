@@ -255,13 +255,13 @@ class Lab:
         """Ask the raft leader to hand over to `master` (nothing when it already leads)."""
         if self.consul_leader(via=master).startswith(f"{self.address(master)}:"):
             return
-        peers = self._consul_cli(master, ["operator", "raft", "list-peers"])
+        peers = self.sh_consul(master, ["operator", "raft", "list-peers"])
         ids = [line.split()[1] for line in peers.splitlines()[1:] if line.split()[:1] == [master]]
         if not ids:
             raise LabError(f"{master} is not among Consul's raft peers:\n{peers}")
-        self._consul_cli(master, ["operator", "raft", "transfer-leader", f"-id={ids[0]}"])
+        self.sh_consul(master, ["operator", "raft", "transfer-leader", f"-id={ids[0]}"])
 
-    def _consul_cli(self, host: str, args: Sequence[str]) -> str:
+    def sh_consul(self, host: str, args: Sequence[str]) -> str:
         """`consul <args>` on a node with the management token (see consul()); raises when it fails."""
         proc = self.consul(host, args)
         if proc.returncode != 0:
