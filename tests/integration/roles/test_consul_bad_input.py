@@ -55,3 +55,8 @@ def test_unknown_architecture(tmp_path):
          "vars": {"consul_architecture": "mips"}}]}]
     rc, out = run_playbook(tmp_path, local_inventory(["m1"], []), play)
     assert_refused(rc, out, "no Consul release is known for the architecture 'mips'", "consul_binary_local_path")
+
+
+def test_https_port_same_as_http_port(tmp_path):
+    rc, out = run_playbook(tmp_path, local_inventory(["m1"], ["n1"], consul_https_port=8500), PLAY)
+    assert_refused(rc, out, "consul_https_port (8500)", "must differ")
