@@ -1,7 +1,9 @@
 """The lab's command line: `python3 lab <command>` from the checkout.
 
     up      [--name N | --scenario S] [--masters 1] [--nodes 5] [--subnet CIDR] [--bare] [--arch A]
-            [--instance-config FILE]
+            [--instance-config FILE] [--ssh [--controller-user U] [--sudo-password]]
+    user-run [--name N | --scenario S] [--playbook P]... [--settings FILE] [--leave-out LIB]... [-- ARGS]
+            as the controller user, over SSH, from the tarball: site.yml and the demo by default
     check   [--name N | --scenario S]   each node answers `docker info` and reaches the others
     status  [--name N | --scenario S]   the nodes
     state   [--name N | --scenario S]   the nodes, swarm, networks, services, membership, proxy, dashboard
@@ -19,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import images, inventory, provision, show
+from . import controller, images, inventory, provision, show
 from ._common import LabError
 from .lab import Lab
 
@@ -45,6 +47,22 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--bare", action="store_true", help="nodes without a Docker engine")
     up.add_argument("--arch", default=images.HOST_ARCH, choices=images.ARCHES, help="node architecture")
     up.add_argument("--instance-config", type=Path, help="also write molecule's instance config to this file")
+    up.add_argument("--ssh", action="store_true",
+                    help="also the user's way in: a pi user with sudo on every node, a key pair, known_hosts and "
+                         "an SSH inventory for the controller user")
+    up.add_argument("--controller-user", default=controller.default_controller_user(),
+                    help=f"who runs Ansible over SSH (default: you; {controller.CONTROLLER_USER} for root, "
+                         "created when missing)")
+    up.add_argument("--sudo-password", action="store_true", help="pi's sudo asks for its password (as without "
+                    "Raspberry Pi OS's NOPASSWD rule)")
+    user = with_name(sub.add_parser("user-run", help="run playbooks as the controller user over SSH, with the "
+                                    "collection from its tarball (a lab brought up with --ssh)"))
+    user.add_argument("--playbook", action="append", default=[],
+                      help=f"a playbook (default: {' '.join(controller.PLAYBOOKS)})")
+    user.add_argument("--settings", type=Path, help="a YAML file of settings, put in the inventory's group_vars/all/")
+    user.add_argument("--leave-out", action="append", default=[], metavar="LIB",
+                      help="a library of requirements.txt to leave out of the controller's venv")
+    user.add_argument("args", nargs=argparse.REMAINDER, help="after --: more ansible-playbook arguments")
     for command, text in (("check", "each node answers `docker info` and reaches the others"),
                           ("status", "the nodes"), ("state", "the nodes and the cluster on them"),
                           ("down", "remove the lab"), ("inventory", "print the lab's inventory directory"),
@@ -60,10 +78,16 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> int:
     if args.command == "up":
         provision.up(lab_name(args), args.masters, args.nodes, subnet=args.subnet, bare=args.bare, arch=args.arch,
-                     instance_config=args.instance_config)
+                     instance_config=args.instance_config, ssh_user=args.controller_user if args.ssh else None,
+                     sudo_password=args.sudo_password)
+    elif args.command == "user-run":
+        extra = args.args[1:] if args.args[:1] == ["--"] else args.args
+        done = Lab(lab_name(args)).user_run(args.playbook or controller.PLAYBOOKS, extra, settings=args.settings,
+                                            leave_out=args.leave_out, echo=True)
+        return done.returncode
     elif args.command == "down":
         provision.down(lab_name(args))
     elif args.command == "inventory":
@@ -81,13 +105,13 @@ def run(args: argparse.Namespace) -> None:
             print(name, *tags)
     else:
         images.prune()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        run(args)
+        return run(args)
     except LabError as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 1
-    return 0

@@ -53,10 +53,15 @@ class Request:
     t: float  # seconds since the drill began (monotonic)
     status: int  # HTTP status; 0 when nothing answered
     node: str  # who answered, from the demo app's JSON ("" when unknown)
+    end: float | None = None  # when the answer (or the failure) came; None: at once
 
     @property
     def ok(self) -> bool:
         return self.status == 200
+
+    @property
+    def done(self) -> float:
+        return self.t if self.end is None else self.end
 
 
 @dataclass(frozen=True)
@@ -121,10 +126,14 @@ class DrillReport:
         return self.between("start", "rejoined")
 
     def before(self) -> list[Request]:
-        return self.requests_in(None, self.time_of("kill"))
+        """Requests answered before the kill (one still in flight when the node died is `during`)."""
+        kill = self.time_of("kill")
+        return [r for r in self.requests if kill is None or r.done < kill]
 
     def during(self) -> list[Request]:
-        return self.requests_in(self.time_of("kill"), self.time_of("rescheduled"))
+        kill, rescheduled = self.time_of("kill"), self.time_of("rescheduled")
+        return [r for r in self.requests
+                if (kill is None or r.done >= kill) and (rescheduled is None or r.t < rescheduled)]
 
     def after(self) -> list[Request]:
         settled = self.time_of("rescheduled")
@@ -277,7 +286,7 @@ class DrillRun:
                         node = str(answer.json().get("node", ""))
                     except (ValueError, AttributeError):
                         node = ""
-                self.report.requests.append(Request(round(t, 3), answer.status, node))
+                self.report.requests.append(Request(round(t, 3), answer.status, node, round(self.now(), 3)))
                 self._stop.wait(limits.request_interval_s)
 
         self._loader = threading.Thread(target=loop, name="drill-traffic", daemon=True)

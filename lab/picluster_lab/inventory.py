@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._common import ROOT, LabError
+from ._common import ROOT, STATE, LabError
 
 GROUPS = ("masters", "nodes")
 # Derived subnets come from 10.213.20.0/24 to 10.213.219.0/24.
@@ -33,6 +33,43 @@ class Host:
 
 
 @dataclass(frozen=True)
+class SshAccess:
+    """The user's way into a lab (`up --ssh`): SSH to `user`, who may sudo, from
+    a directory of `controller_user`'s (key pair, known_hosts, the SSH inventory)."""
+
+    directory: Path
+    controller_user: str
+    user: str = "pi"
+    sudo_password: bool = False  # sudo asks for the user's password (no NOPASSWD rule)
+
+    @property
+    def inventory(self) -> Path:
+        return self.directory / "inventory" / "hosts.yml"
+
+    @property
+    def key(self) -> Path:
+        return self.directory / "ssh" / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.directory / "ssh" / "known_hosts"
+
+    @property
+    def password_file(self) -> Path:
+        """The user's password on every node (what sudo asks for with --sudo-password)."""
+        return self.directory / "ssh" / f"{self.user}-password"
+
+    def record(self) -> dict[str, Any]:
+        return {"directory": str(self.directory), "controller_user": self.controller_user, "user": self.user,
+                "sudo_password": self.sudo_password}
+
+
+def controller_directory(lab: str) -> Path:
+    """Where the controller user keeps what it needs for this lab; removed with the lab by `down`."""
+    return STATE / lab / "controller"
+
+
+@dataclass(frozen=True)
 class Inventory:
     """What `up` wrote: the hosts in address order, and how to reach them."""
 
@@ -44,6 +81,7 @@ class Inventory:
     hosts: tuple[Host, ...]
     path: Path
     vip: str = ""  # the cluster's virtual IP (picluster_vip), with two masters or more
+    ssh: SshAccess | None = None  # the user's way in, when `up --ssh` gave one
 
 
 # The lab's virtual IP: an address of the lab network no node gets (nodes
@@ -114,8 +152,32 @@ def plan(lab: str, masters: int, nodes: int, subnet: str) -> list[Host]:
     ]
 
 
-def render(lab: str, network: str, subnet: str, image: str, hosts: list[Host]) -> str:
+def lab_settings(subnet: str, hosts: list[Host]) -> dict[str, Any]:
+    """What every lab's playbooks need, whichever way they reach the nodes."""
     vip = vip_for(subnet, sum(h.group == "masters" for h in hosts))
+    return {
+        # No download in the lab: the consul role copies the binary we build.
+        "consul_binary_local_path": os.environ.get("PICLUSTER_CONSUL_BIN", "/var/cache/picluster/consul/consul-1.22.3"),
+        # No registry either: the proxy and the dashboard build on the
+        # base image that `python3 lab images load` puts on the masters.
+        "reverse_proxy_base_image": "picluster/proxy-base:latest",
+        "reverse_proxy_base_image_pull": False,
+        "dashboard_base_image": "picluster/proxy-base:latest",
+        "dashboard_base_image_pull": False,
+        # Several masters: the entry point is a virtual IP (role vip).
+        **({"picluster_vip": vip} if vip else {}),
+    }
+
+
+def _document(lab: str, top_vars: dict[str, Any], groups: dict[str, dict[str, Any]]) -> str:
+    inventory = {"all": {"vars": top_vars, "children": {"cluster": {"children": groups}}}}
+    # JSON is valid YAML, and keeps the package free of third-party imports.
+    return HEADER.format(name=lab) + json.dumps(inventory, indent=2) + "\n"
+
+
+def render(
+    lab: str, network: str, subnet: str, image: str, hosts: list[Host], *, ssh: SshAccess | None = None
+) -> str:
     groups: dict[str, dict[str, Any]] = {g: {"hosts": {}} for g in GROUPS}
     for h in hosts:
         groups[h.group]["hosts"][h.name] = {
@@ -123,39 +185,49 @@ def render(lab: str, network: str, subnet: str, image: str, hosts: list[Host]) -
             "picluster_address": h.address,
             "picluster_lab_container": h.container,
         }
-    inventory = {
-        "all": {
-            "vars": {
-                "ansible_connection": "community.docker.docker",
-                "ansible_python_interpreter": "/usr/bin/python3",
-                "picluster_lab": {"name": lab, "network": network, "subnet": subnet, "image": image},
-                # No download in the lab: the consul role copies the binary we build.
-                "consul_binary_local_path": os.environ.get(
-                    "PICLUSTER_CONSUL_BIN", "/var/cache/picluster/consul/consul-1.22.3"
-                ),
-                # No registry either: the proxy and the dashboard build on the
-                # base image that `python3 lab images load` puts on the masters.
-                "reverse_proxy_base_image": "picluster/proxy-base:latest",
-                "reverse_proxy_base_image_pull": False,
-                "dashboard_base_image": "picluster/proxy-base:latest",
-                "dashboard_base_image_pull": False,
-                # Several masters: the entry point is a virtual IP (role vip).
-                **({"picluster_vip": vip} if vip else {}),
-            },
-            "children": {"cluster": {"children": groups}},
-        }
+    record: dict[str, Any] = {"name": lab, "network": network, "subnet": subnet, "image": image}
+    if ssh:
+        record["ssh"] = ssh.record()
+    top_vars = {
+        "ansible_connection": "community.docker.docker",
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "picluster_lab": record,
+        **lab_settings(subnet, hosts),
     }
-    # JSON is valid YAML, and keeps the package free of third-party imports.
-    return HEADER.format(name=lab) + json.dumps(inventory, indent=2) + "\n"
+    return _document(lab, top_vars, groups)
 
 
-def write(directory: Path, lab: str, *, network: str, subnet: str, image: str, hosts: list[Host]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "hosts.yml"
+def render_ssh(lab: str, subnet: str, hosts: list[Host], ssh: SshAccess) -> str:
+    """The inventory a user writes for their Pis (inventories/pi's shape), reaching
+    the nodes as a user does: SSH to their lab addresses as `pi`, become by sudo,
+    host keys checked against the known_hosts file `up` wrote."""
+    groups: dict[str, dict[str, Any]] = {g: {"hosts": {}} for g in GROUPS}
+    for h in hosts:
+        groups[h.group]["hosts"][h.name] = {"ansible_host": h.address, "picluster_address": h.address}
+    top_vars = {
+        "ansible_connection": "ssh",
+        "ansible_user": ssh.user,
+        "ansible_ssh_private_key_file": str(ssh.key),
+        "ansible_ssh_common_args": f"-o UserKnownHostsFile={ssh.known_hosts} -o StrictHostKeyChecking=yes",
+        "ansible_become_method": "sudo",
+        **lab_settings(subnet, hosts),
+    }
+    return _document(lab, top_vars, groups)
+
+
+def write_file(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(render(lab, network, subnet, image, hosts))
+    tmp.write_text(text)
     tmp.replace(path)
     return path
+
+
+def write(
+    directory: Path, lab: str, *, network: str, subnet: str, image: str, hosts: list[Host],
+    ssh: SshAccess | None = None,
+) -> Path:
+    return write_file(directory / "hosts.yml", render(lab, network, subnet, image, hosts, ssh=ssh))
 
 
 def _walk(group: dict[str, Any], name: str, found: dict[str, tuple[str, dict[str, Any]]]) -> None:
@@ -184,6 +256,7 @@ def parse(text: str, path: Path) -> Inventory:
             key=lambda h: ipaddress.ip_address(h.address),
         )
     )
+    ssh = labvars.get("ssh")
     return Inventory(
         lab=labvars["name"],
         network=labvars["network"],
@@ -193,6 +266,8 @@ def parse(text: str, path: Path) -> Inventory:
         hosts=hosts,
         path=path,
         vip=str(top["vars"].get("picluster_vip", "")),
+        ssh=SshAccess(Path(ssh["directory"]), ssh["controller_user"], ssh["user"], bool(ssh["sudo_password"]))
+        if ssh else None,
     )
 
 

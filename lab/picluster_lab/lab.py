@@ -3,8 +3,9 @@
 Everything it knows about hosts, groups, addresses, container names and the
 connection comes from the inventory `up` wrote (inventory.py). Nodes are
 reached with `docker exec` (the inventory's community.docker.docker
-connection), HTTP goes to a node's lab address (the lab network is a local
-bridge), and Consul membership comes from our own swarm_members module.
+connection: the lab's back door, also in a lab whose playbooks run over SSH),
+HTTP goes to a node's lab address (the lab network is a local bridge), and
+Consul membership comes from our own swarm_members module.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import inventory, membership
+from . import controller, inventory, membership
 from ._common import LabError, docker
 from ._common import wait_until as _wait_until
 from .consul import ConsulAccess
+from .controller import PLAYBOOK_TIMEOUT, PLAYBOOKS
 from .drill import DrillLimits, DrillReport, DrillRun, kill_a_worker, kill_the_first_master
 from .membership import Membership
 
@@ -69,13 +71,19 @@ class Lab:
     @classmethod
     def from_env(cls, scenario: str | None = None) -> Lab:
         """The lab a test runs against: PICLUSTER_TEST_LAB if set (a `make lab`
-        cluster, while working on a test), else the molecule scenario's."""
+        cluster, while working on a test), else the molecule scenario's. Its
+        playbooks ran through PICLUSTER_TEST_INVENTORY if set, else the lab's SSH
+        inventory when it has one (`up --ssh`: the user's path), else molecule's."""
         scenario = scenario or os.environ.get("MOLECULE_SCENARIO_NAME")
         name = os.environ.get("PICLUSTER_TEST_LAB") or (scenario and inventory.molecule_lab_name(scenario))
         if not name:
             raise LabError("which lab? set PICLUSTER_TEST_LAB, or run under molecule (it sets MOLECULE_SCENARIO_NAME)")
-        playbooks = os.environ.get("PICLUSTER_TEST_INVENTORY") or os.environ.get("MOLECULE_INVENTORY_FILE")
-        return cls(name, playbook_inventory=Path(playbooks) if playbooks else None)
+        lab = cls(name)
+        playbooks = os.environ.get("PICLUSTER_TEST_INVENTORY") or (lab.ssh and str(lab.ssh.inventory)) or \
+            os.environ.get("MOLECULE_INVENTORY_FILE")
+        if playbooks:
+            lab.playbook_inventory = Path(playbooks)
+        return lab
 
     # -- what the inventory says ------------------------------------------------
 
@@ -133,6 +141,11 @@ class Lab:
         if not masters:
             raise LabError(f"lab '{self.name}' has no masters in {self.inventory.path}")
         return masters[0]
+
+    @property
+    def ssh(self) -> inventory.SshAccess | None:
+        """The user's way in (`up --ssh`): the pi user, the controller user, their key and inventory."""
+        return self.inventory.ssh
 
     def pki_dir(self, component: str) -> Path:
         """Controller-side PKI a role kept beside the playbooks' inventory
@@ -209,6 +222,30 @@ class Lab:
     def is_running(self, host: str) -> bool:
         proc = docker("inspect", "-f", "{{.State.Running}}", self.container(host), check=False)
         return proc.stdout.strip() == "true"
+
+    def controller(self, *, settings: Path | None = None, leave_out: Sequence[str] = ()) -> controller.Controller:
+        """The lab's controller made ready the way a user sets one up (controller.py):
+        the controller user's directory, a venv of requirements.txt only (less
+        `leave_out`), a fresh collections path with the collection from its tarball."""
+        if not self.ssh:
+            raise LabError(f"lab '{self.name}' has no SSH access; bring it up with `python3 lab up --ssh`")
+        return controller.prepare(self.ssh, leave_out=leave_out, settings=settings)
+
+    def user_run(
+        self,
+        playbooks: Sequence[str] = PLAYBOOKS,
+        args: Sequence[str] = (),
+        *,
+        settings: Path | None = None,
+        leave_out: Sequence[str] = (),
+        timeout: float = PLAYBOOK_TIMEOUT,
+        echo: bool = False,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run playbooks the way a user does: as the controller user, over SSH to pi,
+        with the collection from its tarball. Never raises on ansible-playbook's
+        exit code; its output (stdout and stderr together) is in .stdout."""
+        user = self.controller(settings=settings, leave_out=leave_out)
+        return user.playbook(playbooks, args, timeout=timeout, echo=echo)
 
     # -- the cluster on the lab ----------------------------------------------------
 

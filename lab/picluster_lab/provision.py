@@ -14,7 +14,7 @@ import shutil
 import time
 from pathlib import Path
 
-from . import images, inventory
+from . import images, inventory, ssh
 from ._common import LABEL, STATE, LabError, docker, say
 from .inventory import Host
 
@@ -139,8 +139,12 @@ def up(
     bare: bool = False,
     arch: str = images.HOST_ARCH,
     instance_config: Path | None = None,
+    ssh_user: str | None = None,
+    sudo_password: bool = False,
 ) -> Path:
-    """Start (or complete) the lab and write its inventory; return the inventory's path."""
+    """Start (or complete) the lab and write its inventory; return the inventory's path.
+    With ssh_user (the controller user who will run Ansible), also the user's
+    way in: a `pi` user on every node and an SSH inventory (see ssh.py)."""
     t0 = time.monotonic()
     image = images.node_image(bare=bare, arch=arch)
     if not images.present(image):
@@ -158,8 +162,9 @@ def up(
         start_node(lab, h, image, network)
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(hosts)) as pool:
         states = list(pool.map(lambda h: wait_booted(h, not bare), hosts))
+    access = ssh.setup(lab, taken, hosts, controller_user=ssh_user, sudo_password=sudo_password) if ssh_user else None
     path = inventory.write(inventory.default_inventory_dir(lab), lab, network=network, subnet=taken, image=image,
-                           hosts=hosts)
+                           hosts=hosts, ssh=access)
     if instance_config:
         instance_config.parent.mkdir(parents=True, exist_ok=True)
         instance_config.write_text(inventory.instance_config(hosts))

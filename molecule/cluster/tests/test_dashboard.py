@@ -18,7 +18,7 @@ from picluster_lab import REPORTS, Lab
 LAB = Lab.from_env()
 
 DASHBOARD = "dashboard.picluster.lab"
-TTL = 10  # swarm_heartbeat_ttl in molecule.yml
+TTL = 10  # swarm_heartbeat_ttl in settings.yml
 MARGIN = 15  # polling (1 s collector, 2 s page) plus a loaded 2-core machine
 UNPLACEABLE = "node.labels.io.picluster.dashboard==off"
 

@@ -98,3 +98,27 @@ def test_site_playbook_runs_by_fqcn(installed, tmp_path):
                env=installed["env"], cwd=tmp_path)
     for tag in ("base", "docker", "consul", "swarm", "overlay", "proxy", "dashboard"):
         assert tag in out
+
+
+def test_tarball_ships_the_controller_requirements(installed):
+    """README's "use it on your Pis" installs from these two files; they ship with the collection."""
+    root = Path(installed["path"]) / "ansible_collections/picluster/swarm"
+    for name in ("requirements.txt", "requirements.yml"):
+        assert (root / name).is_file(), f"{name} does not ship in the tarball"
+        assert (root / name).read_text() == (ROOT / name).read_text()
+
+
+def test_site_playbook_plays_from_the_installed_collection(installed, tmp_path):
+    """picluster.swarm.site runs from the installed copy, not only parses: its first
+    play refuses an even number of masters there (so no host is touched)."""
+    inventory = tmp_path / "hosts.yml"
+    masters = {"m1": {"picluster_address": "127.0.0.1"}, "m2": {"picluster_address": "127.0.0.1"}}
+    inventory.write_text(yaml.safe_dump({"all": {"vars": {"ansible_connection": "local"}, "children": {
+        "masters": {"hosts": masters}, "nodes": {"hosts": {"n1": {"picluster_address": "127.0.0.2"}}}}}}))
+    proc = subprocess.run(["ansible-playbook", "-i", str(inventory), "picluster.swarm.site"],
+                          capture_output=True, text=True, env=installed["env"], cwd=tmp_path, timeout=300, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "2 Consul servers in 'masters' (m1, m2)" in out, out
+    assert f"{installed['path']}/ansible_collections/picluster/swarm/roles/consul/tasks/preflight.yml" in out, out
+    assert "Traceback" not in out

@@ -88,3 +88,10 @@ def test_a_read_that_keeps_failing_times_out_naming_the_last_error():
 
     with pytest.raises(LabTimeout, match="ACL not found"):
         run._wait("a new Consul leader", broken, 0.1, "consul-leader", "master1")
+
+
+def test_a_request_in_flight_when_the_node_dies_counts_as_during():
+    r = report()
+    r.requests = [Request(0.5, 200, "node1", 0.6), Request(1.9, 0, "", 4.9), Request(5.0, 200, "node1", 5.1)]
+    assert [q.t for q in r.before()] == [0.5]
+    assert [q.t for q in r.during()] == [1.9, 5.0]
