@@ -37,7 +37,7 @@ def test_consul_runs(host):
 
 def test_consul_members_shows_servers_and_clients():
     # The CLI talks to the master's own agent on 127.0.0.1; ACLs deny it without a token.
-    members = LAB.sh_consul("master", ["members"])
+    members = LAB.sh_consul("master", ("members",))
     rows = {line.split()[0]: line.split() for line in members.splitlines()[1:]}
     assert rows["master"][2:4] == ["alive", "server"], members
     for name in ("node1", "node2"):
