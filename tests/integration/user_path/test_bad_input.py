@@ -66,11 +66,13 @@ def test_a_user_the_pi_does_not_know(user: Controller, lab: Lab):
 
 
 def test_a_key_the_pi_does_not_know(user: Controller, lab: Lab):
-    user.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", "files/unknown_key"], timeout=60)
+    key = user.directory / "unknown_key"
+    made = user.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], timeout=60)
+    assert made.returncode == 0 and key.is_file(), made.stdout
     address = lab.address("master")
-    # No shared connection: a control socket an earlier run left would log in without the key.
-    refused(timed(user, "-e", f"ansible_ssh_private_key_file={user.directory}/files/unknown_key",
-                  "-e", "ansible_ssh_args=-o ControlMaster=no"),
+    # A control socket of its own: one an earlier run left would log in without the key.
+    refused(timed(user, "-e", f"ansible_ssh_private_key_file={key}",
+                  "-e", f"ansible_control_path_dir={user.directory}/cp-unknown-key"),
             f"pi@{address}: Permission denied (publickey",
             f"master: Ansible cannot log in to {address} as pi", "authorized_keys", "ansible_ssh_private_key_file")
 
