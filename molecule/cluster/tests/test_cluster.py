@@ -89,9 +89,9 @@ def test_failure_drill():
     try:
         report = LAB.drill(ttl=TTL, limits=LIMITS, via=LAB.vip)
     except DrillFailed as failed:
-        write(failed.report.to_dict())
+        failed.report.write(REPORTS / "drill.json")
         raise
-    summary = write(report.to_dict())
+    summary = report.write(REPORTS / "drill.json")
     before, after = report.before(), report.after()
     assert before and all(r.ok for r in before), "the proxy failed before the drill began"
     assert after and all(r.ok for r in after), f"requests failed after the failover window: {summary}"
@@ -102,11 +102,3 @@ def test_failure_drill():
     assert LAB.members().ips() == sorted(LAB.address(h) for h in HOSTS)
     assert sorted(n.hostname for n in LAB.swarm_nodes()) == sorted(HOSTS)
 
-
-def write(report: dict) -> dict:
-    """The drill's timeline to build/reports/drill.json; its figures to the test log."""
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    (REPORTS / "drill.json").write_text(json.dumps(report, indent=2) + "\n")
-    summary = {k: v for k, v in report.items() if k not in ("limits", "events", "polls", "requests")}
-    print(json.dumps(summary))
-    return summary
