@@ -13,7 +13,6 @@ loop. What it cannot prove: that a real Pi's firmware reads the file.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import subprocess
@@ -47,15 +46,8 @@ def node(name: str):
 
 
 def only(name: str):
-    """Run a test on one layout node only (skipped on the others)."""
-    def decorate(test):
-        @functools.wraps(test)
-        def on_that_node(host):
-            if me(host) != name:
-                pytest.skip(f"{name}'s layout only")
-            return test(host)
-        return on_that_node
-    return decorate
+    """Run a test on that one layout node (testinfra's own per-test hosts: no skips elsewhere)."""
+    return pytest.mark.testinfra_hosts(LAB.testinfra_spec(name))
 
 
 def me(host) -> str:
