@@ -19,7 +19,6 @@ import subprocess
 from pathlib import Path
 
 import jinja2
-import pytest
 import testinfra
 from picluster_lab import Lab
 
@@ -46,8 +45,18 @@ def node(name: str):
 
 
 def only(name: str):
-    """Run a test on that one layout node (testinfra's own per-test hosts: no skips elsewhere)."""
-    return pytest.mark.testinfra_hosts(LAB.testinfra_spec(name))
+    """Run a test on that one layout node: the test takes no `host` fixture
+    (so testinfra does not run it on every node) and gets that node's host."""
+
+    def decorate(test):
+        def on_that_node():
+            return test(node(name))
+
+        on_that_node.__name__ = test.__name__
+        on_that_node.__doc__ = test.__doc__
+        return on_that_node
+
+    return decorate
 
 
 def me(host) -> str:
