@@ -223,12 +223,27 @@ def _tls_reason(exc: Exception) -> str:
         return "the server does not speak TLS on this port (use scheme http?)"
     if "hostname" in lowered and "match" in lowered:
         return "the certificate does not match the host name"
+    if "alert certificate expired" in lowered:
+        return "Consul rejected the client certificate: it has expired"
     if "certificate required" in lowered:
         return "Consul requires a client certificate (set client_cert and client_key, or CONSUL_CLIENT_CERT/KEY)"
     if "unknown ca" in lowered or "bad certificate" in lowered:
         return "Consul rejected the client certificate (not signed by a CA it trusts?)"
     inner = re.search(r"\[SSL: [A-Z0-9_]+\] ([^(]+)", text)
     return inner.group(1).strip() if inner else text
+
+
+def _tls_fix(reason: str) -> str:
+    """What the operator can do about a failed TLS handshake."""
+    if reason == "certificate verify failed (certificate has expired)":
+        return (
+            "Consul's server certificate has expired (or this machine's clock is wrong): run the "
+            "picluster.swarm.consul role again, which re-signs server certificates that expire within "
+            "consul_tls_cert_renew_days, and check the clocks of both machines"
+        )
+    if reason.endswith("it has expired"):
+        return "renew client_cert (CONSUL_CLIENT_CERT) with the CA Consul trusts, or check the clocks"
+    return "check scheme, ca_path (CONSUL_CACERT), client_cert/client_key, or validate_certs"
 
 
 class ConsulClient:
@@ -279,10 +294,9 @@ class ConsulClient:
                 timeout=self.settings.timeout,
             )
         except requests.exceptions.SSLError as exc:
+            reason = _tls_reason(exc)
             raise ConsulError(
-                f"TLS with Consul at {self.settings.url} failed while {action}: {_tls_reason(exc)}; "
-                "check scheme, ca_path (CONSUL_CACERT), "
-                "client_cert/client_key, or validate_certs"
+                f"TLS with Consul at {self.settings.url} failed while {action}: {reason}; {_tls_fix(reason)}"
             ) from None
         except requests.exceptions.Timeout:
             raise ConsulError(
