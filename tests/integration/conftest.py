@@ -285,7 +285,7 @@ def make_tls_material(directory: Path) -> Dict[str, str]:
                 .sign(key, hashes.SHA256()))
         return key, cert
 
-    def make_leaf(ca_key: Any, ca_cert: Any, common: str, usage: List[Any], sans: List[Any],
+    def make_leaf(ca_key: Any, ca_cert: Any, common: str, usage: List[Any], sans: List[Any], *,
                   expired: bool = False) -> Any:
         key = ec.generate_private_key(ec.SECP256R1())
         days = datetime.timedelta(days=1)

@@ -66,6 +66,60 @@ def test_overlay_carries_traffic_between_nodes():
         LAB.sh("node1", ["docker", "rm", "-f", "ov-server"], check=False)
 
 
+# Run inside a container on the overlay network: what anyone who can start a
+# container on a node could try against Consul without a token. It does not
+# verify Consul's certificate (an attacker would not need to).
+ANONYMOUS_PROBE = r"""
+import json, socket, ssl, struct, sys, urllib.error, urllib.request
+master, node1, node2_key = sys.argv[1:4]
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
+def gateway():
+    for line in open("/proc/net/route").read().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == "00000000":
+            return socket.inet_ntoa(struct.pack("<L", int(fields[2], 16)))
+def ask(url, method="GET", body=None):
+    request = urllib.request.Request(url, data=body, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=5, context=context) as answer:
+            return [answer.status, answer.read().decode()[:300]]
+    except urllib.error.HTTPError as error:
+        return [error.code, ""]
+    except Exception as error:
+        return [0, type(error).__name__]
+api = "https://%s:8501/v1/" % master
+print(json.dumps({
+    "forge": ask(api + "kv/docker/swarm/nodes/10.9.9.9:2376", "PUT", b"forged"),
+    "delete": ask(api + "kv/" + node2_key, "DELETE"),
+    "session": ask(api + "session/create", "PUT", b'{"Node": "node2", "TTL": "10s"}'),
+    "acl": ask(api + "acl/tokens"),
+    "members": ask(api + "agent/members"),
+    "kv": ask(api + "kv/docker/swarm/nodes?recurse=true"),
+    "plain_master": ask("http://%s:8500/v1/status/leader" % master),
+    "plain_node1": ask("http://%s:8500/v1/status/leader" % node1),
+    "plain_gateway": ask("http://%s:8500/v1/status/leader" % gateway()),
+}))
+"""
+
+
+def test_consul_gives_nothing_to_an_anonymous_container_on_the_overlay():
+    node2_key = f"docker/swarm/nodes/{LAB.address('node2')}:2376"
+    out = LAB.sh("node2", ["docker", "run", "--rm", "--network", "my-net", "picluster/demo-web:latest",
+                           "python3", "-c", ANONYMOUS_PROBE, LAB.address("master1"), LAB.address("node1"), node2_key],
+                 timeout=90)
+    seen = json.loads(out.strip().splitlines()[-1])
+    for attempt in ("forge", "delete", "session", "acl"):
+        assert seen[attempt][0] == 403, (attempt, seen)
+    for listing in ("members", "kv"):  # reads of lists: refused, or filtered down to nothing
+        status, body = seen[listing]
+        assert status == 403 or (status in (200, 404) and body.strip() in ("", "[]", "null")), (listing, seen)
+    for plain in ("plain_master", "plain_node1", "plain_gateway"):  # plain HTTP is on each host's loopback only
+        assert seen[plain][0] == 0, (plain, seen)
+    assert LAB.members().counts["alive"] == 6
+
+
 def test_proxy_serves_the_demo_from_several_nodes_through_the_virtual_ip():
     assert LAB.vip and LAB.vip_holder() in MASTERS
     seen = set()
