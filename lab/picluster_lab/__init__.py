@@ -12,7 +12,7 @@ from .lab import HttpAnswer, Lab, SwarmNode
 from .membership import Member, Membership
 from .provision import down, up
 from .show import check
-from .watch import MembershipWatch, WatchReport
+from .watch import MembershipWatch, WatchReport, stop_watch, watch_files
 
 __all__ = [
     "REPORTS",
@@ -35,6 +35,8 @@ __all__ = [
     "loadavg",
     "molecule_lab_name",
     "prefixed",
+    "stop_watch",
     "up",
     "wait_until",
+    "watch_files",
 ]

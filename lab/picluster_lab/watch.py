@@ -15,13 +15,15 @@ falls back, and a poll Consul does not answer is recorded as such.
 from __future__ import annotations
 
 import importlib.util
+import json
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ._common import ROOT
+from ._common import REPORTS, ROOT, LabError
 
 if TYPE_CHECKING:
     from .lab import Lab
@@ -196,3 +198,42 @@ def _longest_run(polls: list[Poll], bad: Any) -> float:
     if since is not None and polls:
         longest = max(longest, polls[-1].t - since)
     return longest
+
+
+def watch_until(lab: Lab, out: Path, stop_file: Path, max_seconds: float, interval: float = 0.5) -> WatchReport:
+    """Watch every host's membership until `stop_file` appears (or `max_seconds` pass), then write the
+    report as JSON to `out` (the file appears whole: written aside, then renamed)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stop_file.unlink(missing_ok=True)
+    out.unlink(missing_ok=True)
+    ips = [lab.address(host) for host in lab.hosts()]
+    started = time.monotonic()
+    with MembershipWatch(lab, ips, interval=interval) as watch:
+        while not stop_file.exists() and time.monotonic() - started < max_seconds:
+            time.sleep(0.5)
+    report = watch.report()
+    partial = out.with_suffix(".partial")
+    partial.write_text(json.dumps({**report.to_dict(), "stopped_by": "stop file" if stop_file.exists() else
+                                   f"{max_seconds:.0f} s limit"}, indent=1))
+    partial.replace(out)
+    return report
+
+
+def watch_files(name: str) -> tuple[Path, Path]:
+    """Where `python3 lab watch` writes a lab's report, and the file that stops it."""
+    return REPORTS / f"{name}-watch.json", REPORTS / f"{name}-watch.stop"
+
+
+def stop_watch(name: str, timeout: float = 60) -> dict[str, Any]:
+    """Stop the background watch of lab `name` and return its report (as written)."""
+    out, stop_file = watch_files(name)
+    stop_file.parent.mkdir(parents=True, exist_ok=True)
+    stop_file.touch()
+    deadline = time.monotonic() + timeout
+    while not out.exists():
+        if time.monotonic() > deadline:
+            raise LabError(f"no watch report at {out} {timeout:.0f} s after asking it to stop: was the watch started "
+                           f"(python3 lab watch --name {name}), and is it still running? (its output: "
+                           f"{REPORTS}/*watch.log)")
+        time.sleep(0.5)
+    return json.loads(out.read_text())

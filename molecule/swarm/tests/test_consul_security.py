@@ -1,5 +1,10 @@
 """Consul secure by default (issue 15), against the scenario's real agents.
 
+First, the upgrade: prepare.yml made the cluster with the old defaults (no
+TLS, no ACLs) and started a membership watch; the converge upgraded it in
+place. The watch must have seen the change (plain HTTP, then HTTPS with a
+token) and no member out of Consul for as long as one TTL.
+
 From this machine (another host on the lab's LAN) and from a lab node: nothing
 anonymous gets through, a node's heartbeat token reaches its own membership
 key only, the read-only token reads but never writes, plain HTTP answers on
@@ -16,7 +21,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from picluster_lab import Lab, LabError
+import yaml
+from picluster_lab import REPORTS, Lab, LabError, stop_watch
 from picluster_lab.consul import Answer, ConsulAccess
 from picluster_lab.membership import run_module
 
@@ -25,6 +31,8 @@ ACCESS: ConsulAccess = LAB.consul_access
 PREFIX = "docker/swarm/nodes"
 ENGINE_PORT = 2376
 REFUSED = (403,)
+TTL = int(yaml.safe_load((Path(__file__).resolve().parents[1] / "molecule.yml").read_text())
+          ["provisioner"]["inventory"]["group_vars"]["all"]["swarm_heartbeat_ttl"])
 
 
 def key_of(host: str) -> str:
@@ -49,6 +57,18 @@ def refused_or_empty(answer: Answer) -> bool:
 def secured() -> None:
     assert ACCESS.ca is not None, f"no Consul CA in {ACCESS.pki}: the consul role's TLS default did not run"
     assert ACCESS.token("management") and ACCESS.token("read"), f"no tokens in {ACCESS.pki}/tokens"
+
+
+def test_upgrade_from_the_old_defaults_kept_every_member():
+    report = stop_watch(LAB.name)
+    summary = {k: v for k, v in report.items() if k != "timeline"}
+    (REPORTS / "swarm-upgrade.json").write_text(json.dumps(summary, indent=1))
+    print("upgrade watch:", json.dumps(summary))
+    ways = [poll["way"] for poll in report["timeline"] if poll["ok"]]
+    # It was a real upgrade: read the old way first, the secure way at the end.
+    assert ways and ways[0] == "http" and ways[-1] == "https+token", sorted(set(ways))
+    assert len(summary.get("members", ())) == len(LAB.hosts()), summary  # the watch's figures, one per host
+    assert report["longest_not_alive_s"] < TTL, summary
 
 
 def test_controller_files_are_owner_only():
