@@ -264,23 +264,39 @@ class Lab:
         return (members or self.members()).state_of(self.address(host))
 
     def is_whole(self) -> bool:
-        """Every node runs, is alive in Consul and Ready in the swarm (a read
-        that fails while the cluster settles counts as "not yet")."""
+        """Every node runs, is alive in Consul and Ready in the swarm, every
+        master votes in Consul's raft again and is a reachable swarm manager:
+        the cluster can lose any one master again. (A Consul server back from
+        an outage is a non-voter until autopilot promotes it, some 10 s after
+        it is stable; losing another server before that leaves no quorum.)
+        A read that fails while the cluster settles counts as "not yet"."""
         hosts = self.hosts()
+        masters = set(self.hosts("masters"))
         try:
             if not all(self.is_running(h) for h in hosts):
                 return False
             members = self.members()
             if any(members.state_of(self.address(h)) != "alive" for h in hosts):
                 return False
-            ready = {n.hostname for n in self.swarm_nodes() if n.status == "Ready"}
+            if not masters <= self.consul_voters():
+                return False
+            nodes = self.swarm_nodes()
         except LabError:
             return False
-        return set(hosts) <= ready
+        ready = {n.hostname for n in nodes if n.status == "Ready"}
+        managing = {n.hostname for n in nodes if n.manager_status in ("Leader", "Reachable")}
+        return set(hosts) <= ready and masters <= managing
+
+    def consul_voters(self) -> set[str]:
+        """The Consul servers that vote in raft now, as the leader tells it (raises LabError without one)."""
+        peers = self.sh_consul(self.live_master(), ["operator", "raft", "list-peers"])
+        return {fields[0] for fields in (line.split() for line in peers.splitlines()[1:])
+                if len(fields) > 4 and fields[4] == "true"}
 
     def wait_whole(self, limit: float = 180) -> float:
         """Until the cluster is whole again (see is_whole); seconds taken."""
-        return _wait_until(f"lab '{self.name}' whole (every node alive in Consul and Ready in the swarm)",
+        return _wait_until(f"lab '{self.name}' whole (every node alive in Consul and Ready in the swarm, every master "
+                           "a Consul voter and a reachable manager)",
                            self.is_whole, limit, 2)
 
     def consul_leader(self, via: str | None = None) -> str:

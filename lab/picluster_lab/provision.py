@@ -180,7 +180,7 @@ def down(lab: str) -> int:
     (the PKI beside the inventory stays); return how many nodes were removed."""
     t0 = time.monotonic()
     _out, stop_watch = watch_files(lab)  # a membership watch of this lab, if one runs, ends with it
-    if stop_watch.parent.is_dir():
+    if stop_watch.with_suffix(".running").exists():
         stop_watch.touch()
     ids = docker("ps", "-aq", "--filter", f"label={LABEL}={lab}").stdout.split()
     if ids:

@@ -208,9 +208,14 @@ def watch_until(lab: Lab, out: Path, stop_file: Path, max_seconds: float, interv
     out.unlink(missing_ok=True)
     ips = [lab.address(host) for host in lab.hosts()]
     started = time.monotonic()
-    with MembershipWatch(lab, ips, interval=interval) as watch:
-        while not stop_file.exists() and time.monotonic() - started < max_seconds:
-            time.sleep(0.5)
+    running = stop_file.with_suffix(".running")  # `lab down` stops a watch only when there is one
+    running.touch()
+    try:
+        with MembershipWatch(lab, ips, interval=interval) as watch:
+            while not stop_file.exists() and time.monotonic() - started < max_seconds:
+                time.sleep(0.5)
+    finally:
+        running.unlink(missing_ok=True)
     report = watch.report()
     partial = out.with_suffix(".partial")
     partial.write_text(json.dumps({**report.to_dict(), "stopped_by": "stop file" if stop_file.exists() else

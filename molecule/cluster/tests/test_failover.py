@@ -92,7 +92,7 @@ def test_site_runs_again_with_a_master_powered_off():
     LAB.kill(off)
     try:
         # As converge.yml runs it: the controller user over SSH, so the master is truly unreachable.
-        run = LAB.user_run(timeout=1500)
+        run = LAB.user_run(args=["--diff"], timeout=1500)  # what it changes, it shows
     finally:
         LAB.start(off)
     (REPORTS / "site-with-a-master-off.log").write_text(run.stdout + run.stderr)
