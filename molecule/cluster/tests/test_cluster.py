@@ -10,6 +10,7 @@ cluster whole.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import yaml
@@ -46,6 +47,23 @@ def test_each_member_s_session_is_bound_to_its_own_node():
     its session follows that node's health, never another machine's."""
     members = LAB.members()
     assert {m.hostname: m.raw["session_node"] for m in members.members} == {h: h for h in HOSTS}
+
+
+def test_no_secret_shows_in_the_output_of_the_run_with_diff():
+    """The converge ran site.yml with --diff, as a careful user does: every file it wrote is shown, but no
+    private key, ACL token, gossip key or password may be."""
+    log = (REPORTS / "cluster-first-run.log").read_text(errors="replace")
+    assert "+++ after" in log, "the run that built the cluster did not show diffs: was it run with --diff?"
+    assert "PRIVATE KEY" not in log, [line for line in log.splitlines() if "PRIVATE KEY" in line][:3]
+    secrets = {f"token {path.name}": path.read_text().strip()
+               for path in (LAB.consul_access.pki / "tokens").iterdir()}
+    secrets["dashboard password"] = (LAB.pki_dir("dashboard") / "admin").read_text().strip()
+    gossip = re.search(r'encrypt\s*=\s*"([^"]+)"', LAB.sh("master1", ["cat", "/etc/consul.d/secrets.hcl"]))
+    assert gossip, "no gossip key in master1's /etc/consul.d/secrets.hcl"
+    secrets["gossip key"] = gossip.group(1)
+    assert len(secrets) > 10 and all(len(value) >= 16 for value in secrets.values()), sorted(secrets)
+    shown = sorted(name for name, value in secrets.items() if value in log)
+    assert not shown, f"{shown} appear in build/reports/cluster-first-run.log"
 
 
 def test_overlay_carries_traffic_between_nodes():
