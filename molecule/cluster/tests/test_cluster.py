@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
-import yaml
 from picluster_lab import REPORTS, DrillFailed, DrillLimits, Lab
+from scenario_settings import TTL
 
 LAB = Lab.from_env()
 HOSTS = ["master1", "master2", "master3", "node1", "node2", "node3"]
 MASTERS = ["master1", "master2", "master3"]
 DEMO_HOST = "demo.picluster.lab"
-TTL = int(yaml.safe_load((Path(__file__).resolve().parents[1] / "settings.yml").read_text())["swarm_heartbeat_ttl"])
 # The test's limits: tight enough to catch a slow failover on a loaded 2-core machine.
 LIMITS = DrillLimits(detect_s=TTL + 20, reschedule_s=120, rejoin_s=180, max_requests=600, max_traffic_s=300)
 DETECTION_BOUND_S = TTL + 15

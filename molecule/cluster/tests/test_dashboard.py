@@ -10,17 +10,15 @@ from __future__ import annotations
 import base64
 import json
 import time
-from pathlib import Path
 
 import pytest
-import yaml
 from cdp import Browser
 from picluster_lab import REPORTS, Lab
+from scenario_settings import TTL
 
 LAB = Lab.from_env()
 
 DASHBOARD = "dashboard.picluster.lab"
-TTL = int(yaml.safe_load((Path(__file__).resolve().parents[1] / "settings.yml").read_text())["swarm_heartbeat_ttl"])
 MARGIN = 15  # polling (1 s collector, 2 s page) plus a loaded 2-core machine
 UNPLACEABLE = "node.labels.io.picluster.dashboard==off"
 

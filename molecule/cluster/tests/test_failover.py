@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import base64
 import re
-from pathlib import Path
 
 import pytest
-import yaml
 from picluster_lab import REPORTS, DrillFailed, DrillLimits, DrillRun, Lab
+from scenario_settings import TTL
 
 LAB = Lab.from_env()
-TTL = int(yaml.safe_load((Path(__file__).resolve().parents[1] / "settings.yml").read_text())["swarm_heartbeat_ttl"])
 DASHBOARD = "dashboard.picluster.lab"
 # The test's limits: elections take seconds; the rest as for the worker drill.
 LIMITS = DrillLimits(detect_s=TTL + 30, reschedule_s=120, rejoin_s=180, max_requests=1000, max_traffic_s=400)
