@@ -289,9 +289,13 @@ class Lab:
 
     def consul_voters(self) -> set[str]:
         """The Consul servers that vote in raft now, as the leader tells it (raises LabError without one)."""
-        peers = self.sh_consul(self.live_master(), ["operator", "raft", "list-peers"])
-        return {fields[0] for fields in (line.split() for line in peers.splitlines()[1:])
-                if len(fields) > 4 and fields[4] == "true"}
+        return {peer[0] for peer in self.raft_peers(self.live_master()) if len(peer) > 4 and peer[4] == "true"}
+
+    def raft_peers(self, via: str) -> list[list[str]]:
+        """`consul operator raft list-peers` on `via`, one row of columns per server:
+        node, ID, address, state, voter, ... (raises LabError without a leader)."""
+        peers = self.sh_consul(via, ["operator", "raft", "list-peers"])
+        return [line.split() for line in peers.splitlines()[1:] if line.strip()]
 
     def wait_whole(self, limit: float = 180) -> float:
         """Until the cluster is whole again (see is_whole); seconds taken."""
@@ -308,10 +312,10 @@ class Lab:
         """Ask the raft leader to hand over to `master` (nothing when it already leads)."""
         if self.consul_leader(via=master).startswith(f"{self.address(master)}:"):
             return
-        peers = self.sh_consul(master, ["operator", "raft", "list-peers"])
-        ids = [line.split()[1] for line in peers.splitlines()[1:] if line.split()[:1] == [master]]
+        peers = self.raft_peers(master)
+        ids = [peer[1] for peer in peers if peer[:1] == [master]]
         if not ids:
-            raise LabError(f"{master} is not among Consul's raft peers:\n{peers}")
+            raise LabError(f"{master} is not among Consul's raft peers: {[peer[0] for peer in peers]}")
         self.sh_consul(master, ["operator", "raft", "transfer-leader", f"-id={ids[0]}"])
 
     def sh_consul(self, host: str, args: Sequence[str]) -> str:

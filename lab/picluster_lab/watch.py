@@ -23,7 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ._common import REPORTS, ROOT, LabError
+from ._common import REPORTS, ROOT, LabError, LabTimeout, wait_until
 
 if TYPE_CHECKING:
     from .lab import Lab
@@ -208,7 +208,7 @@ def watch_until(lab: Lab, out: Path, stop_file: Path, max_seconds: float, interv
     out.unlink(missing_ok=True)
     ips = [lab.address(host) for host in lab.hosts()]
     started = time.monotonic()
-    running = stop_file.with_suffix(".running")  # `lab down` stops a watch only when there is one
+    running = _running_marker(stop_file)
     running.touch()
     try:
         with MembershipWatch(lab, ips, interval=interval) as watch:
@@ -229,16 +229,27 @@ def watch_files(name: str) -> tuple[Path, Path]:
     return REPORTS / f"{name}-watch.json", REPORTS / f"{name}-watch.stop"
 
 
+def _running_marker(stop_file: Path) -> Path:
+    """Present while a watch runs (`lab down` then stops it; with none running it leaves no stop file)."""
+    return stop_file.with_suffix(".running")
+
+
+def end_running_watch(name: str) -> None:
+    """Ask the watch of lab `name` to stop, if one runs (no waiting, no report read)."""
+    _out, stop_file = watch_files(name)
+    if _running_marker(stop_file).exists():
+        stop_file.touch()
+
+
 def stop_watch(name: str, timeout: float = 60) -> dict[str, Any]:
     """Stop the background watch of lab `name` and return its report (as written)."""
     out, stop_file = watch_files(name)
     stop_file.parent.mkdir(parents=True, exist_ok=True)
     stop_file.touch()
-    deadline = time.monotonic() + timeout
-    while not out.exists():
-        if time.monotonic() > deadline:
-            raise LabError(f"no watch report at {out} {timeout:.0f} s after asking it to stop: was the watch started "
-                           f"(python3 lab watch --name {name}), and is it still running? (its output: "
-                           f"{REPORTS}/*watch.log)")
-        time.sleep(0.5)
+    try:
+        wait_until(f"the watch report {out}", out.exists, timeout, 0.5)
+    except LabTimeout:
+        raise LabError(f"no watch report at {out} {timeout:.0f} s after asking it to stop: was the watch started "
+                       f"(python3 lab watch --name {name}), and is it still running? (its output: "
+                       f"{REPORTS}/*watch.log)") from None
     return json.loads(out.read_text())
