@@ -12,6 +12,7 @@ from .lab import HttpAnswer, Lab, SwarmNode
 from .membership import Member, Membership
 from .provision import down, up
 from .show import check
+from .watch import MembershipWatch, WatchReport, stop_watch, watch_files
 
 __all__ = [
     "REPORTS",
@@ -25,13 +26,17 @@ __all__ = [
     "LabTimeout",
     "Member",
     "Membership",
+    "MembershipWatch",
     "SwarmNode",
+    "WatchReport",
     "check",
     "down",
     "load_images",
     "loadavg",
     "molecule_lab_name",
     "prefixed",
+    "stop_watch",
     "up",
     "wait_until",
+    "watch_files",
 ]

@@ -10,6 +10,9 @@
     down    [--name N | --scenario S]
     inventory [--name N | --scenario S] print the lab's inventory directory (for ansible-playbook -i)
     images  build [--arch A] | load [--name N | --scenario S] [--image I]... | names | prune
+    watch   [--name N | --scenario S] [--inventory DIR] [--max-seconds 1800]
+            poll membership every 0.5 s until build/reports/<lab>-watch.stop appears, then write
+            build/reports/<lab>-watch.json
 
 --scenario S names molecule scenario S's lab (${PICLUSTER_LAB_PREFIX}mol-S).
 """
@@ -24,6 +27,7 @@ from pathlib import Path
 from . import controller, images, inventory, provision, show
 from ._common import LabError
 from .lab import Lab
+from .watch import watch_files, watch_until
 
 
 def lab_name(args: argparse.Namespace) -> str:
@@ -68,6 +72,11 @@ def parser() -> argparse.ArgumentParser:
                           ("down", "remove the lab"), ("inventory", "print the lab's inventory directory"),
                           ("vip", "print the lab's virtual IP (empty with one master)")):
         with_name(sub.add_parser(command, help=text))
+    watch = with_name(sub.add_parser("watch", help="watch every host's membership in Consul until a stop file "
+                                     "appears, then write what it saw as JSON"))
+    watch.add_argument("--inventory", type=Path, help="the inventory the playbooks ran with (where the consul role "
+                       "keeps pki/consul; default: the lab's own)")
+    watch.add_argument("--max-seconds", type=float, default=1800, help="stop after this long anyway (default 1800)")
     img = sub.add_parser("images", help="the node and app images").add_subparsers(dest="images", required=True)
     build = img.add_parser("build", help="build the images on this host (cached by recipe)")
     build.add_argument("--arch", default=images.HOST_ARCH, choices=images.ARCHES)
@@ -96,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
         print(Lab(lab_name(args)).vip)
     elif args.command in ("check", "status", "state"):
         getattr(show, args.command)(Lab(lab_name(args)))
+    elif args.command == "watch":
+        name = lab_name(args)
+        report = watch_until(Lab(name, playbook_inventory=args.inventory), *watch_files(name), args.max_seconds)
+        print(report.summary())
     elif args.images == "build":
         images.build(args.arch)
     elif args.images == "load":

@@ -12,10 +12,12 @@ traffic through a virtual IP) are further sequences of the same steps.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -201,6 +203,15 @@ class DrillReport:
             for p in self.polls if kill is not None and p.t >= kill
             for h, s in p.states.items() if h != self.victim and s not in ("alive", "expiring")
         ]
+
+    def write(self, path: Path) -> dict[str, Any]:
+        """The whole timeline to `path` (JSON); the figures printed (to the test
+        log) and returned."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        summary = self.summary()
+        print(json.dumps(summary))
+        return summary
 
     def to_dict(self) -> dict[str, Any]:
         """Summary, limits and the whole timeline (events, polls, requests)."""

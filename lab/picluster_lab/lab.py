@@ -26,6 +26,7 @@ from typing import Any
 from . import controller, inventory, membership
 from ._common import LabError, docker
 from ._common import wait_until as _wait_until
+from .consul import ConsulAccess
 from .controller import PLAYBOOK_TIMEOUT, PLAYBOOKS
 from .drill import DrillLimits, DrillReport, DrillRun, kill_a_worker, kill_the_first_master
 from .membership import Membership
@@ -152,6 +153,18 @@ class Lab:
         base = self.playbook_inventory
         return (base if base.is_dir() else base.parent) / "pki" / component
 
+    @property
+    def consul_access(self) -> ConsulAccess:
+        """How this host reaches the lab's Consul (HTTPS, CA and tokens when the consul role made them)."""
+        return ConsulAccess(self.pki_dir("consul"))
+
+    def consul(self, host: str, args: Sequence[str], *, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """The consul CLI on a node, against its own agent, with the management token (given on standard input,
+        never on a command line). Never raises on its exit code."""
+        token = self.consul_access.token("management") or ""
+        script = 'read -r CONSUL_HTTP_TOKEN; [ -n "$CONSUL_HTTP_TOKEN" ] && export CONSUL_HTTP_TOKEN; exec consul "$@"'
+        return self.run(host, ["sh", "-c", script, "consul", *args], timeout=timeout, input_text=token + "\n")
+
     def testinfra_hosts(self, group: str | None = None) -> list[str]:
         """testinfra host specs over the playbooks' inventory."""
         return [self.testinfra_spec(h) for h in self.hosts(group)]
@@ -239,8 +252,12 @@ class Lab:
     def members(self, via: str | None = None, **options: Any) -> Membership:
         """Consul's membership, from picluster.swarm.swarm_members run against
         the Consul agent on `via` (default: the first master that runs). Options
-        go to the module (include_expired is on unless given)."""
-        return membership.run_module(self._target(via or self.live_master()), options)
+        go to the module (include_expired is on unless given). With the consul
+        role's TLS and ACLs, over HTTPS with its CA and read-only token."""
+        target = self._target(via or self.live_master())
+        access = self.consul_access
+        return membership.run_module(target, {**access.module_options(target), **options},
+                                     extra_env=access.module_env())
 
     def member_state(self, host: str, members: Membership | None = None) -> str:
         """alive, expiring, expired, or `absent` (Consul holds no key for it)."""
@@ -250,37 +267,63 @@ class Lab:
         """picluster.swarm.swarm_consistency's result (failed or not), run on this host against
         `via` (default: the first master that runs): its Consul agent and its engine over TLS with the
         docker role's client certificate, as a user would from the controller."""
-        return membership.run_collection_module("picluster.swarm.swarm_consistency",
-                                                {**self._swarm_connection(via), **options})
+        connection = self._swarm_connection(via)
+        return membership.run_collection_module("picluster.swarm.swarm_consistency", {**connection, **options},
+                                                extra_env=self.consul_access.module_env())
 
     def reconcile(self, via: str | None = None, *, check: bool = False, diff: bool = False,
                   **options: Any) -> dict[str, Any]:
         """picluster.swarm.swarm_reconcile's result (failed or not), connected as consistency()."""
-        return membership.run_collection_module("picluster.swarm.swarm_reconcile",
-                                                {**self._swarm_connection(via), **options}, check=check, diff=diff)
+        connection = self._swarm_connection(via)
+        return membership.run_collection_module("picluster.swarm.swarm_reconcile", {**connection, **options},
+                                                check=check, diff=diff, extra_env=self.consul_access.module_env())
 
     def _swarm_connection(self, via: str | None) -> dict[str, Any]:
+        """The Consul agent on `via` with the consul role's CA and token, and its engine over TLS with the
+        docker role's client certificate."""
         target = self._target(via or self.live_master())
-        return {"host": target, "docker_host": f"tcp://{target}:2376", "docker_cert_path": str(self.pki_dir("docker"))}
+        access = self.consul_access
+        return {**access.module_options(target), "docker_host": f"tcp://{target}:2376",
+                        "docker_cert_path": str(self.pki_dir("docker"))}
 
     def is_whole(self) -> bool:
-        """Every node runs, is alive in Consul and Ready in the swarm (a read
-        that fails while the cluster settles counts as "not yet")."""
+        """Every node runs, is alive in Consul and Ready in the swarm, every
+        master votes in Consul's raft again and is a reachable swarm manager:
+        the cluster can lose any one master again. (A Consul server back from
+        an outage is a non-voter until autopilot promotes it, some 10 s after
+        it is stable; losing another server before that leaves no quorum.)
+        A read that fails while the cluster settles counts as "not yet"."""
         hosts = self.hosts()
+        masters = set(self.hosts("masters"))
         try:
             if not all(self.is_running(h) for h in hosts):
                 return False
             members = self.members()
             if any(members.state_of(self.address(h)) != "alive" for h in hosts):
                 return False
-            ready = {n.hostname for n in self.swarm_nodes() if n.status == "Ready"}
+            if not masters <= self.consul_voters():
+                return False
+            nodes = self.swarm_nodes()
         except LabError:
             return False
-        return set(hosts) <= ready
+        ready = {n.hostname for n in nodes if n.status == "Ready"}
+        managing = {n.hostname for n in nodes if n.manager_status in ("Leader", "Reachable")}
+        return set(hosts) <= ready and masters <= managing
+
+    def consul_voters(self) -> set[str]:
+        """The Consul servers that vote in raft now, as the leader tells it (raises LabError without one)."""
+        return {peer[0] for peer in self.raft_peers(self.live_master()) if len(peer) > 4 and peer[4] == "true"}
+
+    def raft_peers(self, via: str) -> list[list[str]]:
+        """`consul operator raft list-peers` on `via`, one row of columns per server:
+        node, ID, address, state, voter, ... (raises LabError without a leader)."""
+        peers = self.sh_consul(via, ["operator", "raft", "list-peers"])
+        return [line.split() for line in peers.splitlines()[1:] if line.strip()]
 
     def wait_whole(self, limit: float = 180) -> float:
         """Until the cluster is whole again (see is_whole); seconds taken."""
-        return _wait_until(f"lab '{self.name}' whole (every node alive in Consul and Ready in the swarm)",
+        return _wait_until(f"lab '{self.name}' whole (every node alive in Consul and Ready in the swarm, every master "
+                           "a Consul voter and a reachable manager)",
                            self.is_whole, limit, 2)
 
     def consul_leader(self, via: str | None = None) -> str:
@@ -292,19 +335,19 @@ class Lab:
         """Ask the raft leader to hand over to `master` (nothing when it already leads)."""
         if self.consul_leader(via=master).startswith(f"{self.address(master)}:"):
             return
-        peers = self.sh(master, ["consul", "operator", "raft", "list-peers", *self._consul_token_args()])
-        ids = [line.split()[1] for line in peers.splitlines()[1:] if line.split()[:1] == [master]]
+        peers = self.raft_peers(master)
+        ids = [peer[1] for peer in peers if peer[:1] == [master]]
         if not ids:
-            raise LabError(f"{master} is not among Consul's raft peers:\n{peers}")
-        self.sh(master, ["consul", "operator", "raft", "transfer-leader", f"-id={ids[0]}", *self._consul_token_args()])
+            raise LabError(f"{master} is not among Consul's raft peers: {[peer[0] for peer in peers]}")
+        self.sh_consul(master, ["operator", "raft", "transfer-leader", f"-id={ids[0]}"])
 
-    def _consul_token_args(self) -> list[str]:
-        """The management token for the consul CLI, when the consul role keeps one beside the playbooks."""
-        for name in ("management.token", "management"):
-            token_file = self.pki_dir("consul") / name
-            if token_file.is_file():
-                return [f"-token={token_file.read_text().strip()}"]
-        return []
+    def sh_consul(self, host: str, args: Sequence[str]) -> str:
+        """`consul <args>` on a node with the management token (see consul()); raises when it fails."""
+        proc = self.consul(host, args)
+        if proc.returncode != 0:
+            raise LabError(f"{host}: `consul {' '.join(args)}` failed ({proc.returncode}): "
+                           f"{proc.stderr.strip() or proc.stdout.strip()}")
+        return proc.stdout
 
     def swarm_nodes(self, via: str | None = None) -> list[SwarmNode]:
         """`docker node ls` on a manager (default: the first master that runs)."""

@@ -97,11 +97,13 @@ def ansible_command() -> tuple[str, str]:
 
 
 def run_collection_module(module: str, args: dict[str, Any], *, check: bool = False, diff: bool = False,
-                          timeout: float = 120) -> dict[str, Any]:
-    """Run one of the collection's modules on this host, as a user would; its result, failed or not."""
+                          timeout: float = 120, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run one of the collection's modules on this host, as a user would; its result, failed or not
+    (`extra_env`: more environment, such as CONSUL_HTTP_TOKEN_FILE)."""
     ansible, python = ansible_command()
     env = dict(
         os.environ,
+        **(extra_env or {}),
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
         ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
         ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
@@ -119,6 +121,8 @@ def run_collection_module(module: str, args: dict[str, Any], *, check: bool = Fa
     return parse_callback_output(proc.stdout, module)
 
 
-def run_module(consul: str, options: dict[str, Any], timeout: float = 120) -> Membership:
+def run_module(consul: str, options: dict[str, Any], timeout: float = 120,
+               extra_env: dict[str, str] | None = None) -> Membership:
     """Run swarm_members against the Consul agent at `consul`, as a user would."""
-    return parse(run_collection_module(MODULE, {"host": consul, "include_expired": True, **options}, timeout=timeout))
+    return parse(run_collection_module(MODULE, {"host": consul, "include_expired": True, **options},
+                                       timeout=timeout, extra_env=extra_env))

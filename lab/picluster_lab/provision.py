@@ -17,6 +17,7 @@ from pathlib import Path
 from . import images, inventory, ssh
 from ._common import LABEL, STATE, LabError, docker, say
 from .inventory import Host
+from .watch import end_running_watch
 
 BOOT_TIMEOUT = 120
 NODE_RUN_FLAGS = [
@@ -178,6 +179,7 @@ def down(lab: str) -> int:
     """Remove the lab's containers, network, node state and inventory file
     (the PKI beside the inventory stays); return how many nodes were removed."""
     t0 = time.monotonic()
+    end_running_watch(lab)  # a membership watch of this lab, if one runs, ends with it
     ids = docker("ps", "-aq", "--filter", f"label={LABEL}={lab}").stdout.split()
     if ids:
         docker("rm", "-f", "-v", *ids, timeout=180)

@@ -213,22 +213,41 @@ def _connection_reason(exc: Exception) -> str:
     return text
 
 
-def _tls_reason(exc: Exception) -> str:
+_CHECK_TLS_OPTIONS = "check scheme, ca_path (CONSUL_CACERT), client_cert/client_key, or validate_certs"
+
+
+def _tls_failure(exc: Exception) -> Tuple[str, str]:
+    """Why a TLS handshake with Consul failed, and what the operator can do about it."""
     text = str(exc)
     lowered = text.lower()
     if "certificate verify failed" in lowered:
         detail = text.split("certificate verify failed:", 1)[-1].split("(", maxsplit=1)[0].strip(" )'\"")
-        return f"certificate verify failed ({detail})" if detail else "certificate verify failed"
+        if detail == "certificate has expired":
+            return (
+                "certificate verify failed (certificate has expired)",
+                "Consul's server certificate has expired (or this machine's clock is wrong): run the "
+                "picluster.swarm.consul role again, which re-signs server certificates that expire within "
+                "consul_tls_cert_renew_days, and check the clocks of both machines",
+            )
+        return (f"certificate verify failed ({detail})" if detail else "certificate verify failed"), _CHECK_TLS_OPTIONS
     if "wrong version number" in lowered or "record layer failure" in lowered or "packet length too long" in lowered:
-        return "the server does not speak TLS on this port (use scheme http?)"
+        return "the server does not speak TLS on this port (use scheme http?)", _CHECK_TLS_OPTIONS
     if "hostname" in lowered and "match" in lowered:
-        return "the certificate does not match the host name"
+        return "the certificate does not match the host name", _CHECK_TLS_OPTIONS
+    if "alert certificate expired" in lowered:
+        return (
+            "Consul rejected the client certificate: it has expired",
+            "renew client_cert (CONSUL_CLIENT_CERT) with the CA Consul trusts, or check the clocks",
+        )
     if "certificate required" in lowered:
-        return "Consul requires a client certificate (set client_cert and client_key, or CONSUL_CLIENT_CERT/KEY)"
+        return (
+            "Consul requires a client certificate (set client_cert and client_key, or CONSUL_CLIENT_CERT/KEY)",
+            _CHECK_TLS_OPTIONS,
+        )
     if "unknown ca" in lowered or "bad certificate" in lowered:
-        return "Consul rejected the client certificate (not signed by a CA it trusts?)"
+        return "Consul rejected the client certificate (not signed by a CA it trusts?)", _CHECK_TLS_OPTIONS
     inner = re.search(r"\[SSL: [A-Z0-9_]+\] ([^(]+)", text)
-    return inner.group(1).strip() if inner else text
+    return (inner.group(1).strip() if inner else text), _CHECK_TLS_OPTIONS
 
 
 class ConsulClient:
@@ -279,10 +298,9 @@ class ConsulClient:
                 timeout=self.settings.timeout,
             )
         except requests.exceptions.SSLError as exc:
+            reason, fix = _tls_failure(exc)
             raise ConsulError(
-                f"TLS with Consul at {self.settings.url} failed while {action}: {_tls_reason(exc)}; "
-                "check scheme, ca_path (CONSUL_CACERT), "
-                "client_cert/client_key, or validate_certs"
+                f"TLS with Consul at {self.settings.url} failed while {action}: {reason}; {fix}"
             ) from None
         except requests.exceptions.Timeout:
             raise ConsulError(

@@ -285,12 +285,14 @@ def make_tls_material(directory: Path) -> Dict[str, str]:
                 .sign(key, hashes.SHA256()))
         return key, cert
 
-    def make_leaf(ca_key: Any, ca_cert: Any, common: str, usage: List[Any], sans: List[Any]) -> Any:
+    def make_leaf(ca_key: Any, ca_cert: Any, common: str, usage: List[Any], sans: List[Any], *,
+                  expired: bool = False) -> Any:
         key = ec.generate_private_key(ec.SECP256R1())
+        days = datetime.timedelta(days=1)
         builder = (x509.CertificateBuilder().subject_name(name(common)).issuer_name(ca_cert.subject)
                    .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(minutes=5))
-                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .not_valid_before(now - (3 * days if expired else datetime.timedelta(minutes=5)))
+                   .not_valid_after(now - days if expired else now + days)
                    .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
                    .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                                   critical=False))
@@ -305,12 +307,22 @@ def make_tls_material(directory: Path) -> Dict[str, str]:
         [x509.DNSName("localhost"), x509.DNSName("server.dc1.consul"),
          x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
     client_key, client_cert = make_leaf(ca_key, ca_cert, "ansible client", [ExtendedKeyUsageOID.CLIENT_AUTH], [])
+    # The same names, expired yesterday: what a cluster left alone past its certificates' lifetime serves.
+    old_server_key, old_server_cert = make_leaf(
+        ca_key, ca_cert, "server.dc1.consul", [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))], expired=True)
+    old_client_key, old_client_cert = make_leaf(ca_key, ca_cert, "ansible client",
+                                                [ExtendedKeyUsageOID.CLIENT_AUTH], [], expired=True)
     ca = _write_key_and_cert(directory, "ca", ca_key, ca_cert)
     other = _write_key_and_cert(directory, "other-ca", other_key, other_cert)
     server = _write_key_and_cert(directory, "server", server_key, server_cert)
     client = _write_key_and_cert(directory, "client", client_key, client_cert)
+    old_server = _write_key_and_cert(directory, "expired-server", old_server_key, old_server_cert)
+    old_client = _write_key_and_cert(directory, "expired-client", old_client_key, old_client_cert)
     return {"ca": ca["cert"], "other_ca": other["cert"], "server_cert": server["cert"], "server_key": server["key"],
-            "client_cert": client["cert"], "client_key": client["key"]}
+            "client_cert": client["cert"], "client_key": client["key"],
+            "expired_server_cert": old_server["cert"], "expired_server_key": old_server["key"],
+            "expired_client_cert": old_client["cert"], "expired_client_key": old_client["key"]}
 
 
 # -- fixtures ------------------------------------------------------------------

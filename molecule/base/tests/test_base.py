@@ -7,11 +7,30 @@ import sys
 from pathlib import Path
 
 import pytest
+import testinfra
 from picluster_lab import Lab
 
 LAB = Lab.from_env()
 HOSTS = LAB.hosts()
 testinfra_hosts = LAB.testinfra_hosts()
+# node2..node4 are laid out as Raspberry Pi OS Bookworm, Bullseye and HypriotOS
+# (prepare.yml): they have NetworkManager or dhcpcd, and HypriotOS (Buster) has
+# no systemd-timesyncd package; test_layouts.py checks what the role does there.
+LAYOUT_HOSTS = {"node2", "node3", "node4"}
+PLAIN_HOSTS = [h for h in HOSTS if h not in LAYOUT_HOSTS]
+
+
+def on_plain_hosts(test):
+    """Run a check on every plain Debian host (not on the layout nodes): the
+    test takes no `host` fixture, so testinfra does not run it everywhere."""
+
+    def on_each():
+        for name in PLAIN_HOSTS:
+            test(testinfra.get_host(LAB.testinfra_spec(name)))
+
+    on_each.__name__ = test.__name__
+    on_each.__doc__ = test.__doc__
+    return on_each
 SCENARIO_DIR = Path(__file__).resolve().parents[1]
 FLAGS = ["cgroup_enable=cpuset", "cgroup_enable=memory", "cgroup_memory=1"]
 
@@ -35,6 +54,7 @@ def test_hosts_file_lists_every_member_once(host):
         assert host.run(f"getent hosts {name}.lab.invalid").rc == 0
 
 
+@on_plain_hosts
 def test_packages_and_timezone(host):
     assert host.package("jq").is_installed
     assert host.package("systemd-timesyncd").is_installed
@@ -49,6 +69,7 @@ def test_time_sync_configured_not_started_in_a_container(host):
     assert not host.service("systemd-timesyncd").is_running
 
 
+@on_plain_hosts
 def test_static_address_left_alone_when_not_asked(host):
     assert not host.file("/etc/dhcpcd.conf").exists
     assert host.run("command -v nmcli").rc != 0

@@ -13,14 +13,12 @@ loop. What it cannot prove: that a real Pi's firmware reads the file.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import subprocess
 from pathlib import Path
 
 import jinja2
-import pytest
 import testinfra
 from picluster_lab import Lab
 
@@ -47,14 +45,17 @@ def node(name: str):
 
 
 def only(name: str):
-    """Run a test on one layout node only (skipped on the others)."""
+    """Run a test on that one layout node: the test takes no `host` fixture
+    (so testinfra does not run it on every node) and gets that node's host."""
+
     def decorate(test):
-        @functools.wraps(test)
-        def on_that_node(host):
-            if me(host) != name:
-                pytest.skip(f"{name}'s layout only")
-            return test(host)
+        def on_that_node():
+            return test(node(name))
+
+        on_that_node.__name__ = test.__name__
+        on_that_node.__doc__ = test.__doc__
         return on_that_node
+
     return decorate
 
 

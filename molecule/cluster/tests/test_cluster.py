@@ -10,14 +10,15 @@ cluster whole.
 from __future__ import annotations
 
 import json
+import re
 
 from picluster_lab import REPORTS, DrillFailed, DrillLimits, Lab
+from scenario_settings import TTL
 
 LAB = Lab.from_env()
 HOSTS = ["master1", "master2", "master3", "node1", "node2", "node3"]
 MASTERS = ["master1", "master2", "master3"]
 DEMO_HOST = "demo.picluster.lab"
-TTL = 10  # swarm_heartbeat_ttl in settings.yml
 # The test's limits: tight enough to catch a slow failover on a loaded 2-core machine.
 LIMITS = DrillLimits(detect_s=TTL + 20, reschedule_s=120, rejoin_s=180, max_requests=600, max_traffic_s=300)
 DETECTION_BOUND_S = TTL + 15
@@ -46,6 +47,23 @@ def test_each_member_s_session_is_bound_to_its_own_node():
     assert {m.hostname: m.raw["session_node"] for m in members.members} == {h: h for h in HOSTS}
 
 
+def test_no_secret_shows_in_the_output_of_the_run_with_diff():
+    """The converge ran site.yml with --diff, as a careful user does: every file it wrote is shown, but no
+    private key, ACL token, gossip key or password may be."""
+    log = (REPORTS / "cluster-first-run.log").read_text(errors="replace")
+    assert "+++ after" in log, "the run that built the cluster did not show diffs: was it run with --diff?"
+    assert "PRIVATE KEY" not in log, [line for line in log.splitlines() if "PRIVATE KEY" in line][:3]
+    secrets = {f"token {path.name}": path.read_text().strip()
+               for path in (LAB.consul_access.pki / "tokens").iterdir()}
+    secrets["dashboard password"] = (LAB.pki_dir("dashboard") / "admin").read_text().strip()
+    gossip = re.search(r'encrypt\s*=\s*"([^"]+)"', LAB.sh("master1", ["cat", "/etc/consul.d/secrets.hcl"]))
+    assert gossip, "no gossip key in master1's /etc/consul.d/secrets.hcl"
+    secrets["gossip key"] = gossip.group(1)
+    assert len(secrets) > 10 and all(len(value) >= 16 for value in secrets.values()), sorted(secrets)
+    shown = sorted(name for name, value in secrets.items() if value in log)
+    assert not shown, f"{shown} appear in build/reports/cluster-first-run.log"
+
+
 def test_overlay_carries_traffic_between_nodes():
     LAB.sh("node1", ["docker", "run", "-d", "--rm", "--name", "ov-server", "--hostname", "ov-server",
                      "--network", "my-net", "picluster/demo-web:latest"])
@@ -62,6 +80,60 @@ def test_overlay_carries_traffic_between_nodes():
         assert json.loads(out)["container"] == "ov-server", out
     finally:
         LAB.sh("node1", ["docker", "rm", "-f", "ov-server"], check=False)
+
+
+# Run inside a container on the overlay network: what anyone who can start a
+# container on a node could try against Consul without a token. It does not
+# verify Consul's certificate (an attacker would not need to).
+ANONYMOUS_PROBE = r"""
+import json, socket, ssl, struct, sys, urllib.error, urllib.request
+master, node1, node2_key = sys.argv[1:4]
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
+def gateway():
+    for line in open("/proc/net/route").read().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == "00000000":
+            return socket.inet_ntoa(struct.pack("<L", int(fields[2], 16)))
+def ask(url, method="GET", body=None):
+    request = urllib.request.Request(url, data=body, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=5, context=context) as answer:
+            return [answer.status, answer.read().decode()[:300]]
+    except urllib.error.HTTPError as error:
+        return [error.code, ""]
+    except Exception as error:
+        return [0, type(error).__name__]
+api = "https://%s:8501/v1/" % master
+print(json.dumps({
+    "forge": ask(api + "kv/docker/swarm/nodes/10.9.9.9:2376", "PUT", b"forged"),
+    "delete": ask(api + "kv/" + node2_key, "DELETE"),
+    "session": ask(api + "session/create", "PUT", b'{"Node": "node2", "TTL": "10s"}'),
+    "acl": ask(api + "acl/tokens"),
+    "members": ask(api + "agent/members"),
+    "kv": ask(api + "kv/docker/swarm/nodes?recurse=true"),
+    "plain_master": ask("http://%s:8500/v1/status/leader" % master),
+    "plain_node1": ask("http://%s:8500/v1/status/leader" % node1),
+    "plain_gateway": ask("http://%s:8500/v1/status/leader" % gateway()),
+}))
+"""
+
+
+def test_consul_gives_nothing_to_an_anonymous_container_on_the_overlay():
+    node2_key = f"docker/swarm/nodes/{LAB.address('node2')}:2376"
+    out = LAB.sh("node2", ["docker", "run", "--rm", "--network", "my-net", "picluster/demo-web:latest",
+                           "python3", "-c", ANONYMOUS_PROBE, LAB.address("master1"), LAB.address("node1"), node2_key],
+                 timeout=90)
+    seen = json.loads(out.strip().splitlines()[-1])
+    for attempt in ("forge", "delete", "session", "acl"):
+        assert seen[attempt][0] == 403, (attempt, seen)
+    for listing in ("members", "kv"):  # reads of lists: refused, or filtered down to nothing
+        status, body = seen[listing]
+        assert status == 403 or (status in (200, 404) and body.strip() in ("", "[]", "null")), (listing, seen)
+    for plain in ("plain_master", "plain_node1", "plain_gateway"):  # plain HTTP is on each host's loopback only
+        assert seen[plain][0] == 0, (plain, seen)
+    assert LAB.members().counts["alive"] == 6
 
 
 def test_proxy_serves_the_demo_from_several_nodes_through_the_virtual_ip():
@@ -89,9 +161,9 @@ def test_failure_drill():
     try:
         report = LAB.drill(ttl=TTL, limits=LIMITS, via=LAB.vip)
     except DrillFailed as failed:
-        write(failed.report.to_dict())
+        failed.report.write(REPORTS / "drill.json")
         raise
-    summary = write(report.to_dict())
+    summary = report.write(REPORTS / "drill.json")
     before, after = report.before(), report.after()
     assert before and all(r.ok for r in before), "the proxy failed before the drill began"
     assert after and all(r.ok for r in after), f"requests failed after the failover window: {summary}"
@@ -102,11 +174,3 @@ def test_failure_drill():
     assert LAB.members().ips() == sorted(LAB.address(h) for h in HOSTS)
     assert sorted(n.hostname for n in LAB.swarm_nodes()) == sorted(HOSTS)
 
-
-def write(report: dict) -> dict:
-    """The drill's timeline to build/reports/drill.json; its figures to the test log."""
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    (REPORTS / "drill.json").write_text(json.dumps(report, indent=2) + "\n")
-    summary = {k: v for k, v in report.items() if k not in ("limits", "events", "polls", "requests")}
-    print(json.dumps(summary))
-    return summary

@@ -16,14 +16,13 @@ cluster whole.
 from __future__ import annotations
 
 import base64
-import json
 import re
 
 import pytest
 from picluster_lab import REPORTS, DrillFailed, DrillLimits, DrillRun, Lab
+from scenario_settings import TTL
 
 LAB = Lab.from_env()
-TTL = 10  # swarm_heartbeat_ttl in settings.yml
 DASHBOARD = "dashboard.picluster.lab"
 # The test's limits: elections take seconds; the rest as for the worker drill.
 LIMITS = DrillLimits(detect_s=TTL + 30, reschedule_s=120, rejoin_s=180, max_requests=1000, max_traffic_s=400)
@@ -58,9 +57,9 @@ def test_killing_the_first_master_keeps_membership_the_entry_point_and_the_dashb
     try:
         report = LAB.master_drill(ttl=TTL, limits=LIMITS, while_down=dashboard_while_down)
     except DrillFailed as failed:
-        write(failed.report.to_dict())
+        failed.report.write(REPORTS / "master-drill.json")
         raise
-    summary = write(report.to_dict())
+    summary = report.write(REPORTS / "master-drill.json")
     victim = report.victim
     assert victim == LAB.first_master
     assert set(report.victim_roles) == {"consul-leader", "swarm-leader", "vip-holder"}, summary
@@ -91,7 +90,7 @@ def test_site_runs_again_with_a_master_powered_off():
     LAB.kill(off)
     try:
         # As converge.yml runs it: the controller user over SSH, so the master is truly unreachable.
-        run = LAB.user_run(timeout=1500)
+        run = LAB.user_run(args=["--diff"], timeout=1500)  # what it changes, it shows
     finally:
         LAB.start(off)
     (REPORTS / "site-with-a-master-off.log").write_text(run.stdout + run.stderr)
@@ -108,11 +107,3 @@ def test_site_runs_again_with_a_master_powered_off():
                    and any(n.hostname == off and n.status == "Ready" for n in LAB.swarm_nodes()),
                    limit=180, interval=2)
 
-
-def write(report: dict) -> dict:
-    """The drill's timeline to build/reports/master-drill.json; its figures to the test log."""
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    (REPORTS / "master-drill.json").write_text(json.dumps(report, indent=2) + "\n")
-    summary = {k: v for k, v in report.items() if k not in ("limits", "events", "polls", "requests")}
-    print(json.dumps(summary))
-    return summary

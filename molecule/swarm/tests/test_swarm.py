@@ -36,7 +36,8 @@ def test_consul_runs(host):
 
 
 def test_consul_members_shows_servers_and_clients():
-    members = node("master").check_output("consul members")
+    # The CLI talks to the master's own agent on 127.0.0.1; ACLs deny it without a token.
+    members = LAB.sh_consul("master", ("members",))
     rows = {line.split()[0]: line.split() for line in members.splitlines()[1:]}
     assert rows["master"][2:4] == ["alive", "server"], members
     for name in ("node1", "node2"):
@@ -49,7 +50,7 @@ def test_gossip_key_shared_and_in_use():
         text = node(name).check_output("cat /etc/consul.d/secrets.hcl")
         keys.add(re.search(r'encrypt\s*=\s*"([^"]+)"', text).group(1))
     assert len(keys) == 1, "hosts disagree on the gossip key"
-    keyring = node("master").check_output("consul keyring -list")
+    keyring = LAB.sh_consul("master", ["keyring", "-list"])
     assert keys.pop() in keyring
 
 

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 import uuid
 
 from ansible_runner import module_task
@@ -112,3 +114,37 @@ def test_tls_options_and_failures(consul_tls_agent, consul_agent, kv_prefix, ans
     assert [m["hostname"] for m in run[9]["members"]] == ["tls-node"]
     assert [m["hostname"] for m in run[10]["members"]] == ["tls-node"]
     assert [m["hostname"] for m in run[11]["members"]] == ["tls-node"]
+
+
+def wait_for_port(address: str, timeout: float = 60) -> None:
+    """Until something accepts TCP at host:port (an agent whose certificate no client accepts has no other sign)."""
+    host, port = address.rsplit(":", 1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"nothing listens on {address} after {timeout:.0f} s")
+
+
+def test_expired_certificates_name_the_fix(consul_tls_agent, consul_factory, tls_material, kv_prefix, ansible):
+    expired_server = dict(tls_material, server_cert=tls_material["expired_server_cert"],
+                          server_key=tls_material["expired_server_key"])
+    old = consul_factory("expired", wait=False, tls=expired_server)
+    wait_for_port(old.http_addr)
+    expired_client = dict(consul_tls_agent.module_args(), client_cert=tls_material["expired_client_cert"],
+                          client_key=tls_material["expired_client_key"])
+    run = ansible.run([
+        module_task("swarm_members", dict(old.module_args(), prefix=kv_prefix)),  # 0 the server's has expired
+        module_task("swarm_members", dict(expired_client, prefix=kv_prefix)),  # 1 ours has
+    ])
+    run.assert_no_traceback()
+    assert run[0]["msg"] == (
+        f"TLS with Consul at {old.url} failed while reading {kv_prefix}/: certificate verify failed (certificate has "
+        "expired); Consul's server certificate has expired (or this machine's clock is wrong): run the "
+        "picluster.swarm.consul role again, which re-signs server certificates that expire within "
+        "consul_tls_cert_renew_days, and check the clocks of both machines"), run[0]
+    assert run[1]["failed"] is True
+    assert "client certificate: it has expired; renew client_cert (CONSUL_CLIENT_CERT)" in run[1]["msg"], run[1]

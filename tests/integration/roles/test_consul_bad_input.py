@@ -55,3 +55,34 @@ def test_unknown_architecture(tmp_path):
          "vars": {"consul_architecture": "mips"}}]}]
     rc, out = run_playbook(tmp_path, local_inventory(["m1"], []), play)
     assert_refused(rc, out, "no Consul release is known for the architecture 'mips'", "consul_binary_local_path")
+
+
+def test_https_port_same_as_http_port(tmp_path):
+    rc, out = run_playbook(tmp_path, local_inventory(["m1"], ["n1"], consul_https_port=8500), PLAY)
+    assert_refused(rc, out, "consul_https_port (8500)", "must differ")
+
+
+def test_expired_consul_ca(tmp_path):
+    """A CA past its end is refused before any host changes, with the way to a new one; the files stay."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    pki = tmp_path / "pki" / "consul"
+    pki.mkdir(parents=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "old consul CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=30))
+            .not_valid_after(now - datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .sign(key, hashes.SHA256()))
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    (pki / "ca.pem").write_bytes(pem)
+    rc, out = run_playbook(tmp_path, local_inventory(["m1"], ["n1"]), PLAY)
+    assert_refused(rc, out, f"the Consul CA {pki}/ca.pem is not valid now", "move ca.pem and ca-key.pem out of")
+    assert (pki / "ca.pem").read_bytes() == pem

@@ -71,3 +71,11 @@ def test_classic_entry_point_validates_its_inputs(tmp_path):
         {"name": "Render", "ansible.builtin.include_role": CLASSIC_ENTRY_POINT}]}]
     rc, out = run_playbook(tmp_path, local_inventory(["m1"], ["n1"]), play)
     assert_refused(rc, out, "missing required arguments: swarm_consul_url, swarm_node_address")
+
+
+def test_short_ttl_with_several_masters_is_warned_about(tmp_path):
+    # Classic mode with the secure Consul defaults stops the play after the warning, before any host changes.
+    rc, out = run_playbook(tmp_path, local_inventory(["m1", "m2", "m3"], ["n1"]), [MANAGER_PLAY],
+                           extra_vars={"swarm_heartbeat_ttl": 10, "swarm_mode": "classic"})
+    assert_refused(rc, out, "swarm_heartbeat_ttl is 10 s with 3 masters", "Use 20 s (the default) or more",
+                   "classic swarm (swarm_mode: classic)")

@@ -104,7 +104,7 @@ def test_a_missing_controller_library(lab: Lab):
     out = refused(timed(short),
                   "lacks python-consul2 (or py-consul)",
                   f"{short.venv}/bin/python",
-                  "-m pip install python-consul2 requests` (or `pip install -r requirements.txt`")
+                  "-m pip install python-consul2 requests cryptography` (or `pip install -r requirements.txt`")
     assert "PLAY [Check Ansible can log in" not in out  # it stops before touching any host
 
 

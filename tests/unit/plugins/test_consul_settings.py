@@ -132,7 +132,7 @@ def test_connection_reasons(error, reason):
     ],
 )
 def test_tls_reasons(error, reason):
-    assert reason in c._tls_reason(Exception(error))
+    assert reason in c._tls_failure(Exception(error))[0]
 
 
 def test_argument_spec_marks_token_no_log():

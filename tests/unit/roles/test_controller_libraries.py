@@ -50,7 +50,8 @@ def run(tmp_path: Path, controller_python: str, role: str) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize(("role", "missing", "fix"), [
-    ("consul", "lacks python-consul2 (or py-consul), requests.", "-m pip install python-consul2 requests"),
+    ("consul", "lacks python-consul2 (or py-consul), requests, cryptography.",
+     "-m pip install python-consul2 requests cryptography"),
     ("docker", "lacks cryptography.", "-m pip install cryptography"),
 ])
 def test_missing_controller_library_names_the_fix(tmp_path, bare_python, role, missing, fix):
