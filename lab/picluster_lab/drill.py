@@ -362,6 +362,15 @@ class DrillRun:
 
         self._wait(f"{host} alive in Consul and Ready in the swarm again", back, self.limits.rejoin_s, "rejoined", host)
 
+    def wait_availability(self, host: str, availability: str, limit: float, event: str) -> None:
+        """Until the swarm holds the host's availability as `availability` (Active, Drain, Pause)."""
+
+        def reached() -> bool:
+            nodes = self.lab.swarm_nodes(via=self.lab.live_master(besides=sorted(self._down)))
+            return any(n.hostname == host and n.availability == availability for n in nodes)
+
+        self._wait(f"{host} {availability} in the swarm", reached, limit, event, host)
+
     def wait_consul_leader(self, other_than: str) -> None:
         """Until a Consul server other than `other_than` is the raft leader."""
         gone = f"{self.lab.address(other_than)}:"
@@ -422,10 +431,13 @@ def kill_a_worker(
     replicas: int,
     victim: str | None,
     via: str | None,
+    while_down: Callable[[DrillRun], None] | None = None,
+    after_rejoin: Callable[[DrillRun], None] | None = None,
 ) -> DrillReport:
     """Pull a worker that holds a task of the service: it expires in Consul,
     its task comes back elsewhere, the entry point keeps serving, and it
-    rejoins cleanly once started again."""
+    rejoins cleanly once started again. `while_down` runs with it still down,
+    `after_rejoin` once it is back (checks of the reconciler, say)."""
     _wait_until(f"{replicas} running {service} tasks", lambda: len(lab.service_tasks(service)) == replicas,
                 limits.ready_s, interval=2)
     _wait_until(f"the entry point serving {host_header}", lambda: lab.http(host_header, via=via).ok,
@@ -444,9 +456,13 @@ def kill_a_worker(
         run.wait_gone(victim)
         run.wait_rescheduled(victim, replicas)
         run.settle()
+        if while_down is not None:
+            while_down(run)
         run.stop_traffic()
         run.start(victim)
         run.wait_rejoined(victim)
+        if after_rejoin is not None:
+            after_rejoin(run)
     return run.report
 
 

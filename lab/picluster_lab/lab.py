@@ -412,12 +412,15 @@ class Lab:
         replicas: int = 3,
         victim: str | None = None,
         via: str | None = None,
+        while_down: Callable[[DrillRun], None] | None = None,
+        after_rejoin: Callable[[DrillRun], None] | None = None,
     ) -> DrillReport:
         """The failure drill: kill a worker that holds a task while requests run
         through the entry point; see drill.kill_a_worker. Raises DrillFailed
         (with the report so far) when a wait runs out; the node is started again either way."""
         return kill_a_worker(self, ttl=ttl, limits=limits, service=service, host_header=host_header,
-                             replicas=replicas, victim=victim, via=via)
+                             replicas=replicas, victim=victim, via=via, while_down=while_down,
+                             after_rejoin=after_rejoin)
 
     def master_drill(
         self,

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import re
 
-from picluster_lab import REPORTS, DrillFailed, DrillLimits, Lab
-from scenario_settings import TTL
+from picluster_lab import REPORTS, DrillFailed, DrillLimits, DrillRun, Lab
+from scenario_settings import DRAIN_BOUND_S, REACTIVATE_BOUND_S, RECONCILE, TTL
 
 LAB = Lab.from_env()
 HOSTS = ["master1", "master2", "master3", "node1", "node2", "node3"]
@@ -157,9 +157,18 @@ def test_every_master_runs_the_proxy():
 
 def test_failure_drill():
     """Pull a node: it expires in Consul, its task moves, the proxy keeps
-    serving, and it rejoins cleanly."""
+    serving, the reconciler drains it, and it rejoins cleanly and is set
+    active again."""
+    assert RECONCILE, "settings.yml turns the reconciler on for this drill"
+
+    def drained(run: DrillRun) -> None:
+        run.wait_availability(run.report.victim, "Drain", DRAIN_BOUND_S + 30, "drained")
+
+    def reactivated(run: DrillRun) -> None:
+        run.wait_availability(run.report.victim, "Active", REACTIVATE_BOUND_S + 30, "reactivated")
+
     try:
-        report = LAB.drill(ttl=TTL, limits=LIMITS, via=LAB.vip)
+        report = LAB.drill(ttl=TTL, limits=LIMITS, via=LAB.vip, while_down=drained, after_rejoin=reactivated)
     except DrillFailed as failed:
         failed.report.write(REPORTS / "drill.json")
         raise
@@ -170,6 +179,10 @@ def test_failure_drill():
     assert report.detection_s is not None and report.detection_s <= DETECTION_BOUND_S, summary
     # Every poll saw the victim's peers alive (or expiring between heartbeats).
     assert all(p.states[h] in ("alive", "expiring") for p in report.polls for h in HOSTS if h != report.victim)
+    # picluster-reconcile (on the swarm leader) drained it once Consul called it gone, and set it active once back.
+    drained_s, reactivated_s = report.between("expired", "drained"), report.between("rejoined", "reactivated")
+    assert drained_s is not None and drained_s <= DRAIN_BOUND_S, summary
+    assert reactivated_s is not None and reactivated_s <= REACTIVATE_BOUND_S, summary
     # Rejoined cleanly: one registration per node, no stale swarm node.
     assert LAB.members().ips() == sorted(LAB.address(h) for h in HOSTS)
     assert sorted(n.hostname for n in LAB.swarm_nodes()) == sorted(HOSTS)

@@ -20,7 +20,7 @@ import re
 
 import pytest
 from picluster_lab import REPORTS, DrillFailed, DrillLimits, DrillRun, Lab
-from scenario_settings import TTL
+from scenario_settings import REACTIVATE_BOUND_S, TTL
 
 LAB = Lab.from_env()
 DASHBOARD = "dashboard.picluster.lab"
@@ -81,6 +81,10 @@ def test_killing_the_first_master_keeps_membership_the_entry_point_and_the_dashb
     nodes = LAB.swarm_nodes()
     assert sorted(n.hostname for n in nodes) == sorted(hosts) and all(n.status == "Ready" for n in nodes), nodes
     assert len(set(report.vip_holders)) == 1 and report.vip_holders[0] not in ("", victim), report.vip_holders
+    # The reconciler on the new swarm leader drained the dead master; it sets it active again.
+    LAB.wait_until(f"{victim} active in the swarm again",
+                   lambda: any(n.hostname == victim and n.availability == "Active" for n in LAB.swarm_nodes()),
+                   limit=REACTIVATE_BOUND_S + 30, interval=1)
 
 
 def test_site_runs_again_with_a_master_powered_off():
@@ -102,8 +106,9 @@ def test_site_runs_again_with_a_master_powered_off():
             counts = {k: int(v) for k, v in recap[host].items()}
             assert counts["failed"] == counts["unreachable"] == counts["changed"] == 0, (host, counts)
     assert "Traceback" not in run.stdout + run.stderr
-    LAB.wait_until(f"{off} alive in Consul and Ready in the swarm again",
+    LAB.wait_until(f"{off} alive in Consul, Ready and active in the swarm again",
                    lambda: LAB.member_state(off) == "alive"
-                   and any(n.hostname == off and n.status == "Ready" for n in LAB.swarm_nodes()),
+                   and any(n.hostname == off and n.status == "Ready" and n.availability == "Active"
+                           for n in LAB.swarm_nodes()),
                    limit=180, interval=2)
 
