@@ -10,6 +10,9 @@ the controller: Consul on the master, its engine over TLS with the docker
 role's client certificate (Lab.consistency / Lab.reconcile).
 
 Each test leaves the cluster as it found it (test_swarm.py runs after this file).
+The file runs after test_consul_security.py (file order), whose first test ends
+the upgrade's membership watch: the tests here stop heartbeats on purpose, and
+the watch would count that against the upgrade.
 """
 
 from __future__ import annotations
@@ -24,6 +27,15 @@ TTL = 10  # swarm_heartbeat_ttl in molecule.yml
 GRACE = 2.0
 LABEL = "io.picluster.reconcile.drained"
 GHOST = "192.0.2.10:2376"  # TEST-NET-1: an address no lab node has
+
+
+def kv(method: str, key: str, value: dict | None = None) -> None:
+    """Write or delete a key as an operator does: Consul denies requests without a token (the consul role's
+    ACLs), so with the management token the consul role keeps on the controller."""
+    access = LAB.consul_access
+    answer = access.request(LAB.address(LAB.first_master), f"/v1/kv/{key}", method=method,
+                            body=None if value is None else json.dumps(value), token=access.token("management"))
+    assert answer.status == 200, (method, key, answer.status, answer.body[:200])
 
 
 def consistency(**options: Any) -> dict:
@@ -104,7 +116,7 @@ def test_registrations_nobody_announces_are_consul_only_and_duplicates():
     keys = {f"docker/swarm/nodes/{GHOST}": doc,
             f"docker/swarm/nodes/{second}": {**doc, "address": second, "hostname": "node1"}}
     for key, value in keys.items():
-        LAB.sh(LAB.first_master, ["consul", "kv", "put", key, json.dumps(value)])
+        kv("PUT", key, value)
     try:
         result = consistency()
         ghost = next(e for e in result["nodes"] if e["address"] == GHOST.split(":", maxsplit=1)[0])
@@ -119,7 +131,7 @@ def test_registrations_nobody_announces_are_consul_only_and_duplicates():
         assert reconcile(grace_period=1)["actions"] == []
     finally:
         for key in keys:
-            LAB.sh(LAB.first_master, ["consul", "kv", "delete", key])
+            kv("DELETE", key)
     assert consistency()["in_sync"]
 
 
