@@ -59,11 +59,11 @@ def test_nothing_is_shown_without_a_login(auth):
     wrong = {"Authorization": "Basic " + base64.b64encode(b"admin:not-the-password").decode()}
     assert get("/api/cluster", headers=wrong)[0] == 401
     assert get("/api/health") == (200, "ok\n")  # health carries no data
-    # Only a salted hash reaches the masters.
+    # Only a salted scrypt hash reaches the masters (a slow hash: the work factor travels with it).
     password = base64.b64decode(auth["Authorization"].split()[1]).decode().split(":")[1]
     for master in LAB.hosts("masters"):
         users = LAB.sh(master, ["cat", "/etc/picluster/dashboard/auth/users"])
-        assert users.startswith("admin:") and password not in users
+        assert users.startswith("admin:scrypt:32768:8:1:") and password not in users, users.split(":")[:5]
 
 
 def test_api_lists_every_node_with_its_membership_swarm_state_and_tasks(auth):

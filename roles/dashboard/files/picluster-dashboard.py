@@ -22,7 +22,8 @@ It serves:
 
 Everything but ``/api/health`` asks for HTTP basic authentication unless the
 role turned it off (``PICLUSTER_DASHBOARD_AUTH=none``). The password file holds
-``user:salt:sha256(salt + password)`` lines, never the password.
+``user:scrypt:N:r:p:salt:hexdigest`` lines (hashlib.scrypt, made on the
+controller by the scrypt_hash filter), never the password.
 
 The view is built by pure functions (``build_view`` and its helpers) so that it
 is unit tested without Consul or Docker: ``tests/unit/roles/test_dashboard.py``.
@@ -285,34 +286,98 @@ def _card_order(card: Mapping[str, Any]) -> Tuple[int, Tuple[int, ...], str]:
 # -- authentication ----------------------------------------------------------
 
 
-def hash_password(salt: str, password: str) -> str:
-    return hashlib.sha256((salt + password).encode()).hexdigest()
+# scrypt needs 128 * n * r bytes; a hash line asking for more is refused.
+SCRYPT_MAXMEM = 256 * 1024 * 1024
 
 
-def load_users(text: str) -> Dict[str, Tuple[str, str]]:
-    """``user:salt:hexdigest`` per line; blank lines and # comments skipped."""
-    users: Dict[str, Tuple[str, str]] = {}
+@dataclasses.dataclass(frozen=True)
+class Login:
+    """One user's stored hash: scrypt parameters, salt, digest."""
+
+    n: int
+    r: int
+    p: int
+    salt: str
+    digest: bytes
+
+    def matches(self, password: str) -> bool:
+        computed = hashlib.scrypt(password.encode(), salt=self.salt.encode(), n=self.n, r=self.r, p=self.p,
+                                  maxmem=SCRYPT_MAXMEM, dklen=len(self.digest))
+        return hmac.compare_digest(computed, self.digest)
+
+
+def parse_login(text: str) -> Login:
+    """``scrypt:N:r:p:salt:hexdigest`` (what the scrypt_hash filter writes)."""
+    parts = text.split(":")
+    if len(parts) != 6 or parts[0] != "scrypt" or not all(parts):
+        raise ValueError("each line of the password file must be user:scrypt:N:r:p:salt:hexdigest")
+    try:
+        login = Login(int(parts[1]), int(parts[2]), int(parts[3]), parts[4], bytes.fromhex(parts[5]))
+    except ValueError as exc:
+        raise ValueError(f"bad scrypt parameters or digest in the password file: {exc}") from None
+    if login.n < 2 or login.n & (login.n - 1) or 128 * login.n * login.r > SCRYPT_MAXMEM or len(login.digest) < 16:
+        raise ValueError("scrypt's n must be a power of two, 128*n*r at most 256 MiB, the digest 16 bytes or more")
+    return login
+
+
+def load_users(text: str) -> Dict[str, Login]:
+    """``user:scrypt:N:r:p:salt:hexdigest`` per line; blank lines and # comments skipped."""
+    users: Dict[str, Login] = {}
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        parts = line.split(":")
-        if len(parts) != 3 or not all(parts):
-            raise ValueError("each line of the password file must be user:salt:sha256hex")
-        users[parts[0]] = (parts[1], parts[2])
+        user, _sep, rest = line.partition(":")
+        if not user:
+            raise ValueError("each line of the password file must be user:scrypt:N:r:p:salt:hexdigest")
+        users[user] = parse_login(rest)
     return users
 
 
-def check_basic(header: Optional[str], users: Mapping[str, Tuple[str, str]]) -> bool:
-    if not header or not header.lower().startswith("basic "):
-        return False
-    try:
-        user, _sep, password = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
-    except (ValueError, UnicodeDecodeError):
-        return False
-    salt, digest = users.get(user, ("-", "-"))
-    # Compare even for unknown users, so timing says nothing about names.
-    return hmac.compare_digest(hash_password(salt, password), digest) and user in users
+class Authenticator:
+    """Basic authentication against scrypt hashes, slow on purpose, made cheap for a page that polls.
+
+    A login checked once is remembered (by a keyed hash of the header, never
+    the header) for ``remember_s`` seconds, so the page's requests every two
+    seconds cost one scrypt, not one each. Checks run one at a time: a flood
+    of wrong passwords costs time, not memory.
+    """
+
+    def __init__(self, users: Mapping[str, Login], remember_s: float = 300.0, max_remembered: int = 64) -> None:
+        self.users = dict(users)
+        self.remember_s = remember_s
+        self.max_remembered = max_remembered
+        self._key = os.urandom(32)
+        self._remembered: Dict[bytes, float] = {}
+        self._lock = threading.Lock()
+        self._checking = threading.Lock()
+        # A stand-in, so an unknown user costs as much as a known one.
+        self._decoy = Login(2**15, 8, 1, "decoy", b"\0" * 32)
+
+    def check(self, header: Optional[str], now: Optional[float] = None) -> bool:
+        if not header or not header.lower().startswith("basic "):
+            return False
+        moment = time.monotonic() if now is None else now
+        token = hmac.new(self._key, header.encode(), hashlib.sha256).digest()
+        with self._lock:
+            expires = self._remembered.get(token)
+            if expires is not None and expires > moment:
+                return True
+        try:
+            user, _sep, password = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        login = self.users.get(user)
+        with self._checking:
+            ok = (login or self._decoy).matches(password) and login is not None
+        if ok:
+            with self._lock:
+                if len(self._remembered) >= self.max_remembered:
+                    self._remembered = {k: v for k, v in self._remembered.items() if v > moment}
+                    if len(self._remembered) >= self.max_remembered:
+                        self._remembered.clear()
+                self._remembered[token] = moment + self.remember_s
+        return ok
 
 
 # -- collecting (talks to Consul and Docker) ---------------------------------
@@ -470,7 +535,7 @@ def _aged(member: Mapping[str, Any], elapsed: float, expiring_fraction: float) -
 class Handler(BaseHTTPRequestHandler):
     server_version = "picluster-dashboard"
     collector: Collector
-    users: Optional[Dict[str, Tuple[str, str]]]
+    auth: Optional[Authenticator]
     settings: Settings
 
     def do_GET(self) -> None:
@@ -478,7 +543,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/api/health":
             self._send(200, b"ok\n", "text/plain; charset=utf-8")
             return
-        if self.users is not None and not check_basic(self.headers.get("Authorization"), self.users):
+        if self.auth is not None and not self.auth.check(self.headers.get("Authorization")):
             self.send_response(401)
             self.send_header("WWW-Authenticate", f'Basic realm="{self.settings.realm}", charset="UTF-8"')
             self.send_header("Content-Length", "0")
@@ -512,7 +577,7 @@ class Handler(BaseHTTPRequestHandler):
 
 def main() -> int:
     settings = Settings.from_env(os.environ)
-    users: Optional[Dict[str, Tuple[str, str]]] = None
+    auth: Optional[Authenticator] = None
     if settings.auth != "none":
         try:
             users = load_users(Path(settings.auth_file).read_text())
@@ -525,9 +590,10 @@ def main() -> int:
         if not users:
             sys.stderr.write(f"picluster-dashboard: {settings.auth_file} names no user\n")
             return 2
+        auth = Authenticator(users)
     collector = Collector(settings)
     threading.Thread(target=collector.run, name="collector", daemon=True).start()
-    handler = type("BoundHandler", (Handler,), {"collector": collector, "users": users, "settings": settings})
+    handler = type("BoundHandler", (Handler,), {"collector": collector, "auth": auth, "settings": settings})
     server = ThreadingHTTPServer(("", settings.port), handler)
     server.daemon_threads = True
 

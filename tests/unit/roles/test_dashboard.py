@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -191,23 +192,49 @@ def header(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-def test_basic_auth_checks_the_salted_hash():
-    users = app.load_users(f"# comment\n\nadmin:s4lt:{app.hash_password('s4lt', 'secret')}\n")
-    assert app.check_basic(header("admin", "secret"), users)
-    assert not app.check_basic(header("admin", "wrong"), users)
-    assert not app.check_basic(header("root", "secret"), users)
-    assert not app.check_basic(None, users)
-    assert not app.check_basic("Basic !!!notbase64", users)
-    assert not app.check_basic("Bearer abc", users)
+# Cheap parameters for the tests; the role's filter uses n=2**15 (docs/roles/dashboard.md).
+N, R, P = 2**10, 8, 1
+
+
+def hash_line(password: str, salt: str = "s4lt", n: int = N) -> str:
+    """What the scrypt_hash filter writes, computed here the same way (tests/unit/plugins checks the filter)."""
+    digest = hashlib.scrypt(password.encode(), salt=salt.encode(), n=n, r=R, p=P, dklen=32)
+    return f"scrypt:{n}:{R}:{P}:{salt}:{digest.hex()}"
+
+
+def test_basic_auth_checks_the_scrypt_hash():
+    auth = app.Authenticator(app.load_users(f"# comment\n\nadmin:{hash_line('secret')}\n"))
+    assert auth.check(header("admin", "secret"))
+    assert not auth.check(header("admin", "wrong"))
+    assert not auth.check(header("root", "secret"))
+    assert not auth.check(None)
+    assert not auth.check("Basic !!!notbase64")
+    assert not auth.check("Bearer abc")
+
+
+def test_a_login_is_remembered_for_a_while_never_a_wrong_one():
+    auth = app.Authenticator(app.load_users(f"admin:{hash_line('secret')}\n"), remember_s=60)
+    assert auth.check(header("admin", "secret"), now=100.0)
+    # Remembered: the same header passes without scrypt (the stored login is gone, so only memory can say yes).
+    auth.users.clear()
+    assert auth.check(header("admin", "secret"), now=150.0)
+    assert not auth.check(header("admin", "secret"), now=161.0)  # forgotten after remember_s
+    assert not auth.check(header("admin", "wrong"), now=150.0)
 
 
 def test_a_malformed_password_file_is_refused():
-    try:
-        app.load_users("admin:only-two\n")
-    except ValueError as exc:
-        assert "user:salt:sha256hex" in str(exc)
-    else:
-        raise AssertionError("a two-field line was accepted")
+    for text, words in [
+        ("admin:only-two\n", "user:scrypt:N:r:p:salt:hexdigest"),
+        (f"admin:s4lt:{hashlib.sha256(b's4ltsecret').hexdigest()}\n", "user:scrypt:N:r:p:salt:hexdigest"),
+        ("admin:scrypt:1000:8:1:s4lt:" + "ab" * 32 + "\n", "power of two"),
+        ("admin:scrypt:1024:8:1:s4lt:nothex\n", "digest"),
+    ]:
+        try:
+            app.load_users(text)
+        except ValueError as exc:
+            assert words in str(exc), (text, exc)
+        else:
+            raise AssertionError(f"{text!r} was accepted")
 
 
 def test_settings_come_from_the_environment():
