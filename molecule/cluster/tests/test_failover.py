@@ -38,6 +38,7 @@ def auth() -> dict[str, str]:
 
 def test_killing_the_first_master_keeps_membership_the_entry_point_and_the_dashboard(auth):
     seen_by_dashboard: dict[str, object] = {}
+    planned: dict[str, object] = {}
 
     def dashboard_while_down(run: DrillRun) -> None:
         """Through the virtual IP, with the first master still down: the page's data says it expired."""
@@ -53,6 +54,10 @@ def test_killing_the_first_master_keeps_membership_the_entry_point_and_the_dashb
 
         LAB.wait_until("the dashboard showing the dead master expired", shows_it_expired, limit=30, interval=2)
         run.event("dashboard-shows-it")
+        # The reconciler's quorum guard on a real three-manager swarm, in check mode: one dead manager of
+        # three may be removed (two reachable keep their quorum), and planning it changes nothing.
+        planned.update(LAB.reconcile(check=True, diff=True, grace_period=1, remove_after=2))
+        run.event("reconcile-planned")
 
     try:
         report = LAB.master_drill(ttl=TTL, limits=LIMITS, while_down=dashboard_while_down)
@@ -73,6 +78,9 @@ def test_killing_the_first_master_keeps_membership_the_entry_point_and_the_dashb
     assert report.survivors_not_alive() == [], summary
     assert report.detection_s is not None and report.detection_s <= EXPIRY_BOUND_S, summary
     assert report.time_of("dashboard-shows-it") is not None
+    assert not planned.get("failed") and planned.get("changed"), planned.get("msg")  # would change; did not (below)
+    assert ("remove", victim) in [(a["action"], a["node"]) for a in planned["actions"]], planned["actions"]
+    assert not planned.get("held"), planned.get("held")
     assert all(state in ("alive", "expiring") for name, state in seen_by_dashboard["others"].items()
                if name != victim), seen_by_dashboard
     # Back once: one registration per node, no stale swarm node, the address stayed where it went.
