@@ -8,7 +8,7 @@ from picluster_lab import Lab
 
 LAB = Lab.from_env()
 PKI = LAB.pki_dir("docker")
-testinfra_hosts = LAB.testinfra_hosts()
+testinfra_hosts = [LAB.testinfra_spec("bare")]
 CLIENT_DIR = "/tmp/picluster-client"
 
 
