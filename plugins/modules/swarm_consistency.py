@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: swarm_consistency
 short_description: Find where Consul's swarm membership and the swarm's own node list disagree
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Reads the membership nodes announce in Consul (as M(picluster.swarm.swarm_members) does, two HTTP requests) and
     the swarm's node list from a manager's Docker engine API (one request), matches them by IP address and puts every

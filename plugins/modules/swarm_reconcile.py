@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: swarm_reconcile
 short_description: Bring the swarm's scheduling in line with Consul's membership
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Reads both views as M(picluster.swarm.swarm_consistency) does and acts on what Consul says about each node, as
     the seed's cluster did ("a node whose TTL lapses is removed from the cluster").

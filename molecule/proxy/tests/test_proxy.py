@@ -72,6 +72,8 @@ def test_overlay_networks_made_as_asked():
 
 def test_proxy_publishes_only_on_the_master():
     assert PROXY in sh("master", "docker", "ps", "--format", "{{.Names}}").split()
+    # Started again after a reboot, when the overlay network is back (dockerd alone does not).
+    assert sh("master", "systemctl", "is-enabled", "picluster-proxy-start").strip() == "enabled"
     for worker in ("node1", "node2"):
         assert PROXY not in sh(worker, "docker", "ps", "--format", "{{.Names}}").split()
 
