@@ -8,7 +8,7 @@ from picluster_lab import Lab
 
 LAB = Lab.from_env()
 PKI = LAB.pki_dir("docker")
-testinfra_hosts = [LAB.testinfra_spec("bare")]
+testinfra_hosts = LAB.testinfra_hosts()
 CLIENT_DIR = "/tmp/picluster-client"
 
 
