@@ -15,6 +15,8 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.picluster.swarm.plugins.filter.password import FilterModule, scrypt_hash
 
 ROOT = Path(__file__).resolve().parents[3]
+# The dashboard imports the collection's module_utils from lib/ beside it; here, from the checkout.
+sys.path.insert(0, str(ROOT / "plugins/module_utils"))
 _spec = importlib.util.spec_from_file_location("picluster_dashboard_for_filter",
                                                ROOT / "roles/dashboard/files/picluster-dashboard.py")
 dashboard = importlib.util.module_from_spec(_spec)
