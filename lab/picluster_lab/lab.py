@@ -284,7 +284,7 @@ class Lab:
         target = self._target(via or self.live_master())
         access = self.consul_access
         return {**access.module_options(target), "docker_host": f"tcp://{target}:2376",
-                        "docker_cert_path": str(self.pki_dir("docker"))}
+                "docker_cert_path": str(self.pki_dir("docker"))}
 
     def is_whole(self) -> bool:
         """Every node runs, is alive in Consul and Ready in the swarm, every

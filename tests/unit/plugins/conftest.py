@@ -16,12 +16,24 @@ if str(ROOT / "collections") not in sys.path:
     sys.path.insert(0, str(ROOT / "collections"))
 
 
-@pytest.fixture(scope="session")
-def heartbeat_module(installed_heartbeat: Path):
-    """The heartbeat script imported as a module (its name has a dash), from where the role installs it."""
-    sys.path.insert(0, str(installed_heartbeat.parent))
-    spec = importlib.util.spec_from_file_location("picluster_heartbeat", installed_heartbeat)
+def import_installed(script: Path, name: str):
+    """An installed service script imported as a module (its name has a dash), with the collection code
+    installed beside it importable."""
+    sys.path.insert(0, str(script.parent))
+    spec = importlib.util.spec_from_file_location(name, script)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["picluster_heartbeat"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def heartbeat_module(installed_heartbeat: Path):
+    """The heartbeat script imported as a module, from where the role installs it."""
+    return import_installed(installed_heartbeat, "picluster_heartbeat")
+
+
+@pytest.fixture(scope="session")
+def reconciler(installed_reconciler: Path):
+    """The reconciler service imported as a module, from where the role installs it."""
+    return import_installed(installed_reconciler, "picluster_reconcile")

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -96,16 +95,6 @@ def test_the_doc_fragment_documents_every_option_once():
 
 
 # -- the reconciler service ------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def reconciler(installed_reconciler: Path):
-    sys.path.insert(0, str(installed_reconciler.parent))
-    spec = importlib.util.spec_from_file_location("picluster_reconcile", installed_reconciler)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["picluster_reconcile"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_service_reads_its_settings_from_flags_and_environment(reconciler):

@@ -12,6 +12,9 @@ ROOT = Path(__file__).resolve().parents[3]
 APP = ROOT / "roles/dashboard/files/picluster-dashboard.py"
 # The app imports the collection's _consistency.py from lib/ beside it; here, from the checkout.
 sys.path.insert(0, str(ROOT / "plugins/module_utils"))
+sys.path.insert(0, str(ROOT / "collections"))  # the checkout is the collection (collections/ links back)
+from ansible_collections.picluster.swarm.plugins.filter.password import scrypt_hash  # noqa: E402
+
 _spec = importlib.util.spec_from_file_location("picluster_dashboard", APP)
 assert _spec and _spec.loader
 app = importlib.util.module_from_spec(_spec)
@@ -193,13 +196,12 @@ def header(user: str, password: str) -> str:
 
 
 # Cheap parameters for the tests; the role's filter uses n=2**15 (docs/roles/dashboard.md).
-N, R, P = 2**10, 8, 1
+N = 2**10
 
 
 def hash_line(password: str, salt: str = "s4lt", n: int = N) -> str:
-    """What the scrypt_hash filter writes, computed here the same way (tests/unit/plugins checks the filter)."""
-    digest = hashlib.scrypt(password.encode(), salt=salt.encode(), n=n, r=R, p=P, dklen=32)
-    return f"scrypt:{n}:{R}:{P}:{salt}:{digest.hex()}"
+    """What the role writes: the collection's scrypt_hash filter, so the dashboard is checked against it."""
+    return scrypt_hash(password, salt, n=n)
 
 
 def test_basic_auth_checks_the_scrypt_hash():
