@@ -70,6 +70,7 @@ class Request:
 class Poll:
     t: float
     states: dict[str, str]  # host -> alive / expiring / expired / absent
+    ages: dict[str, float] = field(default_factory=dict)  # host -> seconds since its last heartbeat
 
 
 @dataclass(frozen=True)
@@ -192,8 +193,17 @@ class DrillReport:
             "swarm_leader_s": since_kill("swarm-leader"),
             "entry_point_back_s": None if first_ok is None or kill is None else round(first_ok - kill, 1),
             "survivor_polls_not_alive": self.survivors_not_alive(),
+            "survivor_oldest_heartbeat_s": self.survivors_oldest_heartbeat(),
             "vip_holders_after_start": self.vip_holders,
         }
+
+    def survivors_oldest_heartbeat(self) -> float | None:
+        """The oldest heartbeat of a host other than the victim in any poll after the kill: how close a survivor
+        came to its TTL (the margin the heartbeat keeps through the Consul leader election)."""
+        kill = self.time_of("kill")
+        ages = [a for p in self.polls if kill is not None and p.t >= kill
+                for h, a in p.ages.items() if h != self.victim]
+        return max(ages, default=None)
 
     def survivors_not_alive(self) -> list[dict[str, Any]]:
         """Every poll after the kill in which a host other than the victim was not alive (the drill wants none)."""
@@ -329,7 +339,10 @@ class DrillRun:
         """One membership poll through a master that runs, recorded with every host's state."""
         members = self.lab.members(via=self.lab.live_master(besides=sorted(self._down)))
         states = {h: members.state_of(self.lab.address(h)) for h in self.lab.hosts()}
-        self.report.polls.append(Poll(round(self.now(), 3), states))
+        found = {h: members.by_ip(self.lab.address(h)) for h in self.lab.hosts()}
+        ages = {h: float(m.seconds_since_heartbeat) for h, m in found.items()
+                if m is not None and m.seconds_since_heartbeat is not None}
+        self.report.polls.append(Poll(round(self.now(), 3), states, ages))
         return members
 
     def wait_gone(self, host: str) -> None:

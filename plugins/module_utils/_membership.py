@@ -32,8 +32,8 @@ DEFAULT_TTL = 20
 MIN_TTL = 10
 MAX_TTL = 86400
 # A member is "expiring" once less than this share of its TTL is left. The
-# heartbeat renews every TTL/3, so a healthy node never has less than two
-# thirds left; under a quarter means at least two renewals were missed.
+# heartbeat renews every TTL/4, so a healthy node never has less than three
+# quarters left; under a quarter means at least two renewals were missed.
 DEFAULT_EXPIRING_FRACTION = 0.25
 SCHEMA_VERSION = 1
 

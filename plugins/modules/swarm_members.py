@@ -17,7 +17,7 @@ description:
     (Consul only promises not to invalidate a session before its TTL and in practice removes it up to twice the TTL
     after the last renewal). It is also V(expired) when no live session holds its key.
   - A member is V(expiring) when less than O(expiring_fraction) of its TTL is left (by default under 25%, 5 s of a 20 s
-    TTL). The heartbeat renews every TTL/3, so a healthy node never drops below two thirds.
+    TTL). The heartbeat renews every TTL/4, so a healthy node never drops below three quarters.
   - Each poll costs two HTTP requests whatever the number of members (one recursive KV read, one session listing).
   - Keys and values under the prefix that are not well-formed members (left by other tools) are reported in RV(invalid)
     with the reason, not treated as errors.

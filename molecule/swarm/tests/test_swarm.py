@@ -75,6 +75,25 @@ def test_heartbeat_unit(host):
     assert host.file("/etc/default/picluster-heartbeat").mode == 0o600
 
 
+def test_heartbeat_runs_with_least_privilege(host):
+    """A user of its own, no capabilities, no way back to root, a read-only system: a compromised heartbeat holds
+    its own token (which writes only its own key) and cannot reach the Docker socket or Consul's secrets."""
+    pid = host.check_output("systemctl show -p MainPID --value picluster-heartbeat")
+    status = host.check_output(f"cat /proc/{pid}/status")
+    fields = dict(re.findall(r"^(Uid|CapEff|NoNewPrivs):\s+(\S+)", status, re.M))
+    uid = fields["Uid"]
+    assert uid != "0" and int(fields["CapEff"], 16) == 0 and fields["NoNewPrivs"] == "1", fields
+    as_it = f"setpriv --reuid {uid} --regid {uid} --clear-groups"
+    refused = host.run(f"{as_it} cat /etc/consul.d/secrets.hcl")
+    assert refused.rc != 0 and "Permission denied" in refused.stderr, refused
+    connect = "import socket; socket.socket(socket.AF_UNIX).connect('/var/run/docker.sock')"
+    docker = host.run(f'{as_it} python3 -c "{connect}"')
+    assert docker.rc != 0 and "Permission denied" in docker.stderr, docker
+    mounts = [line.split() for line in host.check_output(f"cat /proc/{pid}/mounts").splitlines()]
+    root = [fields for fields in mounts if fields[1:2] == ["/"]]
+    assert root and "ro" in root[-1][3].split(","), root  # the system read-only, as the heartbeat sees it
+
+
 def test_consul_and_swarm_agree():
     result = LAB.members(wait_for_alive=3, wait_timeout=30)
     assert result.counts["alive"] + result.counts.get("expiring", 0) == 3, result.counts

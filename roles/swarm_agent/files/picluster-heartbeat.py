@@ -5,10 +5,11 @@
 
 Holds the key ``<prefix>/<ip>:<port>`` (default prefix docker/swarm/nodes) with a
 Consul session (TTL, behaviour delete, lock delay 0 so a restart can take the
-key back at once) and renews it every TTL/3, writing a JSON document with the
-time of each heartbeat. A third, not a half: a renewal that falls into a Consul
-leader election (a few seconds without a leader) is retried and still lands
-before the TTL runs out.
+key back at once) and renews it every TTL/4, writing a JSON document with the
+time of each heartbeat. A quarter, not a half: a renewal that falls into a
+Consul leader election (5 to 15 s without a leader with Consul's default Raft
+timing, measured in the master drill) is retried every second while the
+registration can still be saved, and lands before the TTL runs out.
 
 Whose health the session follows (no single machine whose loss expires the
 others):
@@ -24,7 +25,9 @@ others):
 
 When Consul loses the session (agent restarted, session destroyed) or the key,
 it creates a new session and acquires the key again. When Consul cannot be
-reached it retries with a bounded backoff. On SIGTERM or
+reached it retries every second until the TTL has run out since the last
+heartbeat that landed (the registration can still be saved), then with a
+bounded backoff. On SIGTERM or
 SIGINT it destroys its session and deletes its key, so the node leaves at once.
 
 Python standard library only: a bare Pi needs nothing extra. The member
@@ -79,6 +82,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -99,6 +103,8 @@ from _membership import (
 )
 
 MAX_BACKOFF = 30.0
+# Retry delay while the last heartbeat that landed is younger than the TTL.
+SAVE_RETRY = 1.0
 
 
 def log(message: str) -> None:
@@ -246,11 +252,12 @@ class Heartbeat:
         self.ttl = ttl
         self.fields = document_fields
         self.own_node = own_node
-        self.interval = ttl / 3.0
+        self.interval = ttl / 4.0
         self.session_name = SESSION_NAME_FORMAT.format(address=address)
         self.session_id: Optional[str] = None
         self.stop_event = threading.Event()
         self.failures = 0
+        self.last_ok: Optional[float] = None  # time.monotonic() of the last heartbeat that landed
 
     def document(self) -> str:
         return encode_document(build_document(self.address, ttl=self.ttl, **self.fields))
@@ -282,14 +289,20 @@ class Heartbeat:
             # Someone else's session holds the key; ours stays ready for when it goes.
             raise ConsulUnavailable(f"{self.key} is held by another session; retrying")
 
-    def next_delay(self, ok: bool) -> float:
+    def next_delay(self, ok: bool, now: Optional[float] = None) -> float:
+        now = time.monotonic() if now is None else now
         if ok:
             if self.failures:
                 log(f"Consul answers again; {self.key} registered")
             self.failures = 0
+            self.last_ok = now
             return self.interval
         self.failures += 1
-        # Short first retries to save the session, never longer than the renewal interval.
+        if self.last_ok is not None and now - self.last_ok < self.ttl:
+            # The registration is still alive: every second counts (a Consul
+            # leader election ends at a moment nobody can predict).
+            return SAVE_RETRY
+        # Lost or never made: back off, never longer than the renewal interval.
         return min(2.0 ** (self.failures - 1), self.interval, MAX_BACKOFF)
 
     def run(self) -> None:

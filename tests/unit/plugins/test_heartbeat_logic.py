@@ -68,10 +68,22 @@ def test_bad_settings_exit_with_message(heartbeat_module, capsys, argv, message)
 
 def test_backoff_is_bounded(heartbeat_module):
     beat = heartbeat_module.heartbeat_from_args(["--address", "10.0.0.1:2375", "--ttl", "20"], {})
-    delays = [beat.next_delay(False) for _attempt in range(10)]
+    delays = [beat.next_delay(False, now=100.0) for _attempt in range(10)]
     assert delays[:3] == [1.0, 2.0, 4.0]
-    assert max(delays) == pytest.approx(20 / 3)  # never longer than the renewal interval, a third of the TTL
-    assert beat.next_delay(True) == pytest.approx(20 / 3) and beat.failures == 0
+    assert max(delays) == pytest.approx(20 / 4)  # never longer than the renewal interval, a quarter of the TTL
+    assert beat.next_delay(True, now=100.0) == pytest.approx(20 / 4) and beat.failures == 0
+
+
+def test_retries_every_second_while_the_registration_can_be_saved(heartbeat_module):
+    # A renewal that falls into a Consul leader election: retry every second
+    # until the TTL has run out since the last heartbeat that landed, then back off.
+    beat = heartbeat_module.heartbeat_from_args(["--address", "10.0.0.1:2375", "--ttl", "20"], {})
+    beat.next_delay(True, now=100.0)
+    saving = [beat.next_delay(False, now=100.0 + 5 + second) for second in range(14)]
+    assert saving == [1.0] * 14
+    after_the_ttl = [beat.next_delay(False, now=121.0 + second) for second in range(3)]
+    assert after_the_ttl == [min(2.0 ** (n - 1), 5.0) for n in range(15, 18)]
+    assert beat.next_delay(True, now=130.0) == pytest.approx(5.0) and beat.failures == 0
 
 
 def test_several_consul_addresses_and_own_node(heartbeat_module):
