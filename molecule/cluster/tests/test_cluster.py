@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 
-from picluster_lab import REPORTS, DrillFailed, DrillLimits, DrillRun, Lab, secrets
+from picluster_lab import REPORTS, DrillFailed, DrillLimits, DrillRun, Lab, secret_scan
 from scenario_settings import DRAIN_BOUND_S, REACTIVATE_BOUND_S, RECONCILE, TTL
 
 LAB = Lab.from_env()
@@ -50,7 +50,7 @@ def test_each_member_s_session_is_bound_to_its_own_node():
 def test_no_secret_shows_in_the_output_of_the_run_with_diff():
     """The converge ran site.yml with --diff -vvv, as a careful user debugging it does: every file it wrote and
     every task's result is shown, but no private key, ACL token, gossip key, join token or password may be.
-    What to look for comes from lab/picluster_lab/secrets.py (a unit test keeps it complete): each owner-only
+    What to look for comes from lab/picluster_lab/secret_scan.py (a unit test keeps it complete): each owner-only
     file under the controller's pki directory, and the values that live on the nodes only."""
     log = (REPORTS / "cluster-first-run.log").read_text(errors="replace")
     assert "+++ after" in log, "the run that built the cluster did not show diffs: was it run with --diff?"
@@ -65,12 +65,12 @@ def test_no_secret_shows_in_the_output_of_the_run_with_diff():
         return {f"swarm {role} join token": LAB.sh("master1", ["docker", "swarm", "join-token", "-q", role]).strip()
                 for role in ("worker", "manager")}
 
-    found = secrets.collect(LAB.pki_dir("consul").parent, on_node)
+    found = secret_scan.collect(LAB.pki_dir("consul").parent, on_node)
     kinds = {label.split("/")[0] for label in found}
     assert {"consul", "docker", "dashboard", "vip", "gossip key", "swarm worker join token"} <= kinds, sorted(found)
     # VRRP takes 8 characters at most; every other secret is longer.
     assert all(values and all(len(v) >= 8 for v in values) for values in found.values()), found.keys()
-    shown = sorted(label for label, values in found.items() if any(v in log for v in values))
+    shown = secret_scan.leaks(found, log)
     assert not shown, f"{shown} appear in build/reports/cluster-first-run.log ({len(log)} characters searched)"
 
 

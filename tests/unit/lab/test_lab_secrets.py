@@ -1,4 +1,4 @@
-"""The secret scan's list (lab/picluster_lab/secrets.py) stays complete when a role gains a secret."""
+"""The secret scan's list (lab/picluster_lab/secret_scan.py) stays complete when a role gains a secret."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from picluster_lab import secrets
+from picluster_lab import secret_scan as secrets
 
 ROLES = Path(__file__).resolve().parents[3] / "roles"
 
@@ -25,7 +25,7 @@ def test_every_secret_option_is_no_log_and_in_the_scan():
     not_hidden = sorted(name for name, no_log in found.items() if not no_log)
     assert not not_hidden, f"options that hold a secret without no_log: true in their argument spec: {not_hidden}"
     covered = {option for source in secrets.SOURCES for option in source.options}
-    assert sorted(set(found) - covered) == [], "secret options no source in lab/picluster_lab/secrets.py covers"
+    assert sorted(set(found) - covered) == [], "secret options no source in lab/picluster_lab/secret_scan.py covers"
 
 
 def test_an_option_named_like_a_secret_is_found_even_without_no_log():
@@ -54,3 +54,12 @@ def test_owner_only_files_must_be_covered(tmp_path):
     os.chmod(tmp_path / "new-role" / "secret", 0o600)
     with pytest.raises(AssertionError, match=r"new-role/secret"):
         secrets.collect(tmp_path, lambda what: {})
+
+
+def test_a_key_s_public_half_in_a_public_pem_is_no_leak():
+    private = "-----BEGIN EC PRIVATE KEY-----\n" + "P" * 64 + "\n" + "Q" * 40 + "\n-----END EC PRIVATE KEY-----\n"
+    found = {"docker/key.pem": secrets.fingerprints(private)}
+    public = '"public_key": "-----BEGIN PUBLIC KEY-----\\nMFkw' + "Q" * 40 + '\\n-----END PUBLIC KEY-----\\n"'
+    assert secrets.leaks(found, "TASK [Make the key]\n" + public) == []
+    assert secrets.leaks(found, public + "\nchanged: " + "Q" * 40) == ["docker/key.pem"]  # outside it: a leak
+    assert secrets.leaks(found, "x" + "P" * 64) == ["docker/key.pem"]
