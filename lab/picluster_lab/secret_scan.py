@@ -72,11 +72,6 @@ def controller_source(relative: str) -> Source | None:
     return next((s for s in SOURCES if any(fnmatch.fnmatchcase(relative, p) for p in s.patterns)), None)
 
 
-def private_files(pki: Path) -> list[str]:
-    """Files under pki (relative) that only their owner may read: what the roles keep as secrets."""
-    return sorted(str(p.relative_to(pki)) for p in pki.rglob("*") if p.is_file() and not p.stat().st_mode & 0o077)
-
-
 def fingerprints(text: str) -> list[str]:
     """What to search an output for, for one secret value: a PEM key's base64 lines (any one of them
     showing is a leak), else each non-empty line (a token, a password)."""
@@ -95,17 +90,19 @@ def leaks(found: dict[str, list[str]], output: str) -> list[str]:
 def collect(pki: Path, read_on_node: Callable[[str], dict[str, str]]) -> dict[str, list[str]]:
     """{label: fingerprints} for every secret of the lab: every controller-side file a source covers (each
     owner-only file must be covered) and the node-side values `read_on_node(what)` returns ({label: value})."""
-    uncovered = [f for f in private_files(pki) if controller_source(f) is None]
+    found: dict[str, list[str]] = {}
+    uncovered = []
+    for path in sorted(p for p in pki.rglob("*") if p.is_file()):
+        relative = str(path.relative_to(pki))
+        if controller_source(relative) is not None:
+            found[relative] = fingerprints(path.read_text(errors="replace"))
+        elif not path.stat().st_mode & 0o077:  # only its owner may read it: what the roles keep as secrets
+            uncovered.append(relative)
     if uncovered:
         raise AssertionError(
             f"secret files under {pki} that no source in lab/picluster_lab/secret_scan.py covers: {uncovered}; "
             "add a pattern there so the secret scan searches for them"
         )
-    found: dict[str, list[str]] = {}
-    for path in sorted(pki.rglob("*")):
-        relative = str(path.relative_to(pki))
-        if path.is_file() and controller_source(relative) is not None:
-            found[relative] = fingerprints(path.read_text(errors="replace"))
     for source in SOURCES:
         if source.on_node:
             for label, value in read_on_node(source.on_node).items():
