@@ -39,7 +39,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lab"))
@@ -54,7 +54,9 @@ DOC = ROOT / "docs" / "benchmarks.md"
 WORK = ROOT / "build" / "bench"
 DEMO_HOST = "demo.picluster.lab"
 PLAYBOOK_TIMEOUT = 3600  # one site.yml run on a loaded 2-core machine: far below this
-RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+RECAP = re.compile(
+    r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)(?:\s+skipped=(\d+))?", re.M
+)
 
 
 class BenchError(Exception):
@@ -66,10 +68,14 @@ def log(msg: str) -> None:
 
 
 def run(
-    argv: List[str], timeout: float = 600, env: Optional[Dict[str, str]] = None, check: bool = True
+    argv: List[str],
+    timeout: float = 600,
+    env: Optional[Dict[str, str]] = None,
+    check: bool = True,
+    cwd: Path = ROOT,
 ) -> subprocess.CompletedProcess:
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, cwd=ROOT, env=env)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd, env=env)
     except subprocess.TimeoutExpired as err:
         raise BenchError(f"`{' '.join(argv)}` did not finish within {timeout:.0f}s") from err
     if check and proc.returncode != 0:
@@ -114,17 +120,27 @@ def drill_limits(ttl: int) -> DrillLimits:
 
 
 def playbook(
-    lab: Lab, logs: Path, label: str, path: str, *extra: str, env: Dict[str, str]
+    lab: Lab,
+    logs: Path,
+    label: str,
+    path: str,
+    *extra: str,
+    env: Dict[str, str],
+    cwd: Path = ROOT,
+    overlays: Sequence[Path] = (),
 ) -> Tuple[float, Dict[str, Dict[str, int]]]:
-    """Run a playbook against the lab; return (wall seconds, recap per host). Output to build/bench/."""
-    argv = ["ansible-playbook", "-i", str(lab.inventory.path.parent), path, *extra]
+    """Run a playbook against the lab (from the checkout at `cwd`; `overlays`: more
+    inventory sources after the lab's); return (wall seconds, recap per host). Output to build/bench/."""
+    sources = [str(lab.inventory.path.parent), *map(str, overlays)]
+    argv = ["ansible-playbook", *(arg for source in sources for arg in ("-i", source)), path, *extra]
     t0 = time.monotonic()
-    proc = run(argv, timeout=PLAYBOOK_TIMEOUT, env=env, check=False)
+    proc = run(argv, timeout=PLAYBOOK_TIMEOUT, env=env, check=False, cwd=cwd)
     wall = time.monotonic() - t0
     logs.mkdir(parents=True, exist_ok=True)
     (logs / f"{label}.log").write_text(proc.stdout + proc.stderr)
     recap = {
-        m[0]: {"ok": int(m[1]), "changed": int(m[2]), "unreachable": int(m[3]), "failed": int(m[4])}
+        m[0]: {"ok": int(m[1]), "changed": int(m[2]), "unreachable": int(m[3]), "failed": int(m[4]),
+               "skipped": int(m[5] or 0)}
         for m in RECAP.findall(proc.stdout)
     }
     if proc.returncode != 0:
@@ -444,7 +460,24 @@ runs the reverse proxy and keepalived moves the virtual IP to a survivor (see
 ## swarm_members at scale (`bench/swarm_members_bench.py`)
 
 {members_section()}"""
-    DOC.write_text(doc)
+    DOC.write_text(doc + kept_sections())
+
+
+# Sections other benches write into docs/benchmarks.md between these markers
+# (bench/speed_bench.py); write_doc keeps them as they are.
+KEPT = re.compile(r"\n*<!-- (\w+):begin -->.*?<!-- \1:end -->\n", re.S)
+
+
+def kept_sections() -> str:
+    return "".join("\n\n" + m.group(0).lstrip("\n") for m in KEPT.finditer(DOC.read_text())) if DOC.exists() else "\n"
+
+
+def replace_section(name: str, text: str) -> None:
+    """Put `text` between docs/benchmarks.md's markers for `name` (appended the first time)."""
+    block = f"<!-- {name}:begin -->\n{text.rstrip()}\n<!-- {name}:end -->\n"
+    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    pattern = re.compile(rf"<!-- {name}:begin -->.*?<!-- {name}:end -->\n", re.S)
+    DOC.write_text(pattern.sub(lambda _m: block, doc) if pattern.search(doc) else doc.rstrip("\n") + "\n\n" + block)
 
 
 def main() -> int:

@@ -9,6 +9,10 @@
 #  3. losing a worker and losing the first master on 3 masters + 3 nodes
 #     (the drills of the cluster scenario): bench/results/failover.json and
 #     docs/benchmarks.md.
+#  4. site.yml's speed against the baseline commit of issue 19 (42f445c), cold
+#     and idempotent, with Ansible's default strategy and with Mitogen, side by
+#     side on two labs of 1 master + 5 nodes: bench/results/speed.json and
+#     docs/benchmarks.md. BENCH_SPEED_ARGS passes more options (--rounds, ...).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -22,3 +26,6 @@ say "benchmark: the cluster on the lab, sizes $BENCH_SIZES (1 master + N nodes e
 python bench/cluster_bench.py --sizes "$BENCH_SIZES" ${BENCH_CLUSTER_ARGS:-}
 say "benchmark: losing a worker and the first master (3 masters + 3 nodes)"
 python bench/failover_bench.py
+say "benchmark: site.yml's speed against the baseline commit (1 master + 5 nodes, two labs)"
+# shellcheck disable=SC2086 # BENCH_SPEED_ARGS is a list of options
+python bench/speed_bench.py ${BENCH_SPEED_ARGS:-}

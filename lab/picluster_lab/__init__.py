@@ -8,7 +8,7 @@ from ._common import REPORTS, LabError, LabTimeout, loadavg, wait_until
 from .drill import DrillFailed, DrillLimits, DrillReport, DrillRun
 from .images import load as load_images
 from .inventory import molecule_lab_name, prefixed
-from .lab import HttpAnswer, Lab, SwarmNode
+from .lab import HttpAnswer, Lab, PlaybookRun, SwarmNode
 from .membership import Member, Membership
 from .provision import down, up
 from .show import check
@@ -27,6 +27,7 @@ __all__ = [
     "Member",
     "Membership",
     "MembershipWatch",
+    "PlaybookRun",
     "SwarmNode",
     "WatchReport",
     "check",

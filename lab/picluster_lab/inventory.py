@@ -281,6 +281,20 @@ def read(directory: Path, lab: str) -> Inventory:
     return inventory
 
 
+# Mitogen takes over a connection only by its short name: `docker` becomes its
+# own transport, `community.docker.docker` stays on Ansible's. Without Mitogen,
+# Ansible redirects `docker` to community.docker.docker, so either works then.
+MITOGEN_CONNECTION = "docker"
+
+
+def mitogen_overlay(hosts: list[Host]) -> str:
+    """A second inventory source, after the lab's (or molecule's, which sets the
+    connection per host), that puts every host on Mitogen's docker transport."""
+    overlay = {"all": {"hosts": {h.name: {"ansible_connection": MITOGEN_CONNECTION} for h in hosts}}}
+    return "---\n# For runs under Mitogen (docs/speed.md); written by the lab package.\n" + json.dumps(
+        overlay, indent=2) + "\n"
+
+
 def instance_config(hosts: list[Host]) -> str:
     """Molecule's delegated driver reads how to reach each instance from this."""
     config = [

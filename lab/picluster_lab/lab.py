@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import controller, inventory, membership
-from ._common import LabError, docker
+from ._common import ROOT, LabError, docker
 from ._common import wait_until as _wait_until
 from .consul import ConsulAccess
 from .controller import PLAYBOOK_TIMEOUT, PLAYBOOKS
@@ -55,6 +55,22 @@ class SwarmNode:
     availability: str  # Active, Drain, Pause
     manager_status: str  # Leader, Reachable, Unreachable, or "" for a worker
     engine_version: str
+
+
+# Mitogen's strategy, found by name (ansible.cfg says the same for `make lab`).
+MITOGEN_STRATEGY_PLUGINS = ROOT / "tools" / "mitogen"
+
+
+@dataclass(frozen=True)
+class PlaybookRun:
+    """An ansible or ansible-playbook run against the lab: its exit code, output and PLAY RECAP."""
+
+    returncode: int
+    output: str
+    recap: dict[str, dict[str, int]]
+
+    def total(self, counter: str) -> int:
+        return sum(counts.get(counter, 0) for counts in self.recap.values())
 
 
 class Lab:
@@ -165,6 +181,14 @@ class Lab:
         script = 'read -r CONSUL_HTTP_TOKEN; [ -n "$CONSUL_HTTP_TOKEN" ] && export CONSUL_HTTP_TOKEN; exec consul "$@"'
         return self.run(host, ["sh", "-c", script, "consul", *args], timeout=timeout, input_text=token + "\n")
 
+    def mitogen_inventory(self, directory: Path) -> Path:
+        """Write the inventory source that runs this lab's hosts under Mitogen
+        (`-i <lab's inventory> -i <this>`, with ANSIBLE_STRATEGY=mitogen_linear); return its path."""
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{self.name}-mitogen.yml"
+        path.write_text(inventory.mitogen_overlay(list(self.inventory.hosts)))
+        return path
+
     def testinfra_hosts(self, group: str | None = None) -> list[str]:
         """testinfra host specs over the playbooks' inventory."""
         return [self.testinfra_spec(h) for h in self.hosts(group)]
@@ -199,6 +223,28 @@ class Lab:
             output = proc.stderr.strip() or proc.stdout.strip()
             raise LabError(f"{host}: `{shown}` failed ({proc.returncode}): {output}")
         return proc.stdout
+
+    def ansible(
+        self, command: Sequence[str], *, mitogen: bool = False, logs: Path | None = None, timeout: float = 1500
+    ) -> PlaybookRun:
+        """Run `ansible-playbook PLAYBOOK` or `ansible PATTERN -m ...` (command) against the
+        playbooks' inventory (the lab's, or molecule's in a scenario); under Mitogen's
+        mitogen_linear with `mitogen` (its inventory source goes to `logs`). Never
+        raises on the exit code."""
+        sources = [str(self.playbook_inventory)]
+        env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+        if mitogen:
+            sources.append(str(self.mitogen_inventory(logs or ROOT / "build" / "labs" / self.name)))
+            env.update(ANSIBLE_STRATEGY="mitogen_linear", ANSIBLE_STRATEGY_PLUGINS=str(MITOGEN_STRATEGY_PLUGINS))
+        argv = [command[0], *(arg for source in sources for arg in ("-i", source)), *command[1:]]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, env=env)
+        return PlaybookRun(proc.returncode, proc.stdout + proc.stderr, controller.recap(proc.stdout))
+
+    def playbook(
+        self, path: Path, *, mitogen: bool = False, logs: Path | None = None, timeout: float = 1500
+    ) -> PlaybookRun:
+        """`ansible-playbook PATH` against the lab (see ansible())."""
+        return self.ansible(["ansible-playbook", str(path)], mitogen=mitogen, logs=logs, timeout=timeout)
 
     def kill(self, host: str) -> float:
         """Pull the node's plug (`docker kill`); return the monotonic time it returned."""
