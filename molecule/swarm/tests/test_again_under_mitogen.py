@@ -4,7 +4,7 @@ Mitogen's mitogen_linear strategy is the documented faster way to run the
 roles (docs/speed.md). It runs become where Ansible's own strategies skip it
 (root to root, and on the controller for delegated tasks), so a role task that
 would need root on the controller shows up here. This file sorts before the
-scenario's other tests, so it runs on the cluster as converge left it.
+scenario's other tests (by its name), so it runs on the cluster as converge left it.
 """
 
 from __future__ import annotations
