@@ -442,11 +442,10 @@ Speed levers: {levers}
 Most of a run's time is one `docker exec` round trip per task and host (about 190 tasks on the master,
 about 100 on each node): the idempotent run does nearly all the work of the cold one except the changes,
 which is why it is not much faster. The fact levers against default gathering, second run: {lever_effect(results)}.
-The difference is no larger than what the machine's load does to the same run, so `site.yml` and
-`ansible.cfg` keep Ansible's default gathering: the base role changes hostnames and addresses, and
-facts gathered or cached before that would be stale for the later plays on a real Pi.
-To use the levers on your own runs:
-`ANSIBLE_GATHERING=smart ANSIBLE_CACHE_PLUGIN=jsonfile ANSIBLE_CACHE_PLUGIN_CONNECTION=build/facts`.
+The difference was no larger than what the machine's load does to the same run. Since then
+`site.yml` itself reads each host's facts once (after the login check, no hardware facts) and the base
+role reads again what it changes, which the speed bench below measures side by side; the fact cache
+stays off by default (a cache kept between runs would hold a Pi's old address after it changed).
 
 ## Losing a node, losing the first master (`bench/failover_bench.py`)
 
