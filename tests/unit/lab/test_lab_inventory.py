@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,11 @@ def test_a_missing_or_foreign_inventory_says_what_to_do(tmp_path: Path):
     (tmp_path / "hosts.yml").write_text("all:\n  hosts: {}\n")
     with pytest.raises(LabError, match="not an inventory"):
         inventory.read(tmp_path, "t")
+
+
+def test_the_mitogen_overlay_moves_every_host_and_only_the_connection():
+    """Mitogen takes a host over only by the short name `docker`; the overlay says nothing else."""
+    hosts = inventory.plan("t", masters=1, nodes=2, subnet="10.213.50.0/24")
+    text = inventory.mitogen_overlay(list(hosts))
+    body = json.loads(text.split("\n", 2)[2])  # after the YAML header and its comment
+    assert body == {"all": {"hosts": {h.name: {"ansible_connection": "docker"} for h in hosts}}}
