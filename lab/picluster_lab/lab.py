@@ -73,6 +73,13 @@ class PlaybookRun:
         return sum(counts.get(counter, 0) for counts in self.recap.values())
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is returned as the answer (an HTTPError with its status), not followed."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: PLR0917 - urllib's signature
+        return None
+
+
 class Lab:
     """A lab that `python3 lab up` brought up (read from its inventory)."""
 
@@ -424,10 +431,12 @@ class Lab:
         headers: dict[str, str] | None = None,
         scheme: str = "http",
         verify_tls: bool = True,
+        follow_redirects: bool = True,
     ) -> HttpAnswer:
         """One request to the entry point on `via` (a host of the lab, or an
         address such as a virtual IP; default the first master), routed by
-        the Host header. Never raises: no answer is status 0."""
+        the Host header. Never raises: no answer is status 0. Without
+        `follow_redirects` a redirect is the answer (its status and Location)."""
         url = f"{scheme}://{self._target(via)}{path}"
         req = urllib.request.Request(url, headers={"Host": host_header, **(headers or {})})
         context = None
@@ -435,8 +444,11 @@ class Lab:
             context = ssl.create_default_context()
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
+        handlers: list[urllib.request.BaseHandler] = [urllib.request.HTTPSHandler(context=context)]
+        if not follow_redirects:
+            handlers.append(_NoRedirect())
         try:
-            with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
+            with urllib.request.build_opener(*handlers).open(req, timeout=timeout) as resp:
                 return HttpAnswer(resp.status, resp.read().decode(errors="replace"), dict(resp.headers))
         except urllib.error.HTTPError as err:
             return HttpAnswer(err.code, err.read().decode(errors="replace"), dict(err.headers))

@@ -25,7 +25,8 @@ def sh(host: str, *argv: str, check: bool = True, timeout: float = 60) -> str:
 
 
 def get(host: str, path: str = "/") -> tuple[int, str, dict]:
-    answer = LAB.http(host, path, timeout=10)
+    """Over HTTPS, as a browser ends up (plain HTTP only redirects here; the scenario's certificate is self-signed)."""
+    answer = LAB.http(host, path, scheme="https", verify_tls=False, timeout=10)
     assert answer.status, f"nothing answered at {LAB.address('master')}: {answer.body}"
     return answer.status, answer.body, answer.headers
 
@@ -92,11 +93,67 @@ def test_requests_reach_replicas_on_several_nodes():
     assert len(nodes) >= 2, nodes
 
 
-def test_https_serves_the_same_virtual_hosts():
-    # The scenario's certificate is self-signed.
-    answer = LAB.http(DEMO_HOST, scheme="https", verify_tls=False, timeout=10)
-    assert answer.status == 200, answer
-    assert answer.json()["node"] in LAB.hosts()
+def test_plain_http_only_redirects_to_https():
+    """A page behind the proxy (and a password typed into it) never crosses the LAN in clear."""
+    answer = LAB.http(DEMO_HOST, "/some/path?x=1", timeout=10, follow_redirects=False)
+    assert answer.status == 301, answer
+    assert answer.headers.get("Location") == f"https://{DEMO_HOST}/some/path?x=1", answer.headers
+    assert '"node"' not in answer.body  # not the demo's page
+    secure = LAB.http(DEMO_HOST, scheme="https", verify_tls=False, timeout=10)
+    assert secure.status == 200, secure
+    assert secure.json()["node"] in LAB.hosts()
+    assert secure.headers.get("Strict-Transport-Security") == "max-age=31536000", secure.headers
+    # No version in any answer (server_tokens off), the redirect included.
+    assert {answer.headers.get("Server"), secure.headers.get("Server")} == {"nginx"}, (answer.headers, secure.headers)
+    # The health path stays on plain HTTP for the vip role's check.
+    assert LAB.http(LAB.address("master"), "/.picluster-proxy/health", timeout=10).status == 200
+
+
+# Run inside the proxy's container: each request's status and the start of its answer, as JSON.
+PROBE = r"""
+import http.client, json, os, socket, sys
+path = os.environ["DOCKER_HOST"].removeprefix("unix://")
+class Conn(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(path)
+out = {"engine_socket_mounted": os.path.exists("/var/run/docker.sock"), "docker_host": os.environ["DOCKER_HOST"]}
+for method, target in json.loads(sys.argv[1]):
+    conn = Conn("docker", timeout=10)
+    conn.request(method, target, body=b"{}" if method == "POST" else None,
+                 headers={"Content-Type": "application/json"} if method == "POST" else {})
+    answer = conn.getresponse()
+    out[method + " " + target] = [answer.status, answer.read()[:300].decode(errors="replace")]
+    conn.close()
+print(json.dumps(out))
+"""
+
+
+def test_the_generator_reads_the_swarm_through_a_read_only_api():
+    """The proxy's container holds no root on the master: no engine socket, and its
+    read-only one lists the swarm but refuses to create, exec, or give secrets away."""
+    asks = [["GET", "/v1.41/services"], ["GET", "/tasks"], ["POST", "/v1.41/containers/create"],
+            ["POST", f"/containers/{PROXY}/exec"], ["GET", "/secrets"], ["GET", "/swarm"],
+            ["DELETE", f"/services/{SERVICE}"]]
+    got = json.loads(sh("master", "docker", "exec", PROXY, "python3", "-c", PROBE, json.dumps(asks)))
+    assert got["engine_socket_mounted"] is False, got
+    assert got["docker_host"] == "unix:///run/picluster/docker-ro/docker.sock", got
+    status, body = got["GET /v1.41/services"]
+    assert status == 200 and SERVICE in body, got
+    assert got["GET /tasks"][0] == 200, got
+    for method, target in asks[2:]:
+        status, body = got[f"{method} {target}"]
+        assert status == 403 and "picluster read-only Docker API" in body, (method, target, got)
+    # The service is still there: the refused DELETE never reached the engine.
+    assert SERVICE in sh("master", "docker", "service", "ls", "--format", "{{.Name}}")
+    # The filter runs unprivileged, with the engine socket's group only.
+    pid = sh("master", "systemctl", "show", "-p", "MainPID", "--value", "picluster-docker-ro.service").strip()
+    assert pid not in ("", "0"), "picluster-docker-ro.service is not running"
+    status_lines = dict(line.split(":", 1) for line in sh("master", "cat", f"/proc/{pid}/status").splitlines()
+                        if ":" in line)
+    assert status_lines["Uid"].split()[0] != "0", status_lines["Uid"]
+    assert int(status_lines["CapEff"].strip(), 16) == 0, status_lines["CapEff"]
 
 
 def test_scaling_changes_the_upstreams():

@@ -138,7 +138,42 @@ def test_render_with_tls_listens_on_both_ports():
     text = gen.render([gen.VirtualHost("web.example", ("web",), ("10.0.1.3:80",))], settings)
     assert "listen 443 ssl default_server;" in text
     assert text.count("listen 443 ssl;") == 1
+    assert text.count("listen 80;") == 1  # the redirect's (tested below)
     assert "ssl_certificate /t/cert.pem;" in text
+
+
+def test_render_with_tls_redirects_plain_http_and_sends_hsts():
+    settings = gen.Settings(https_port=443, tls_certificate="/t/cert.pem", tls_key="/t/key.pem", https_public_port=8443)
+    text = gen.render([gen.VirtualHost("web.example", ("web",), ("10.0.1.3:80",)),
+                       gen.VirtualHost("idle.example", ("idle",), ())], settings)
+    blocks = text.split("server {")
+    redirect = [b for b in blocks if "return 301" in b]
+    assert len(redirect) == 1
+    assert "listen 80;" in redirect[0] and "server_name web.example idle.example;" in redirect[0]
+    assert "return 301 https://$host:8443$request_uri;" in redirect[0]
+    pages = [b for b in blocks if "server_name web.example;" in b or "server_name idle.example;" in b]
+    assert len(pages) == 2
+    for block in pages:  # the pages themselves only over HTTPS, with HSTS
+        assert "listen 80" not in block and "listen 443 ssl;" in block
+        assert 'add_header Strict-Transport-Security "max-age=31536000" always;' in block
+    default = next(b for b in blocks if "default_server" in b)
+    assert "listen 80 default_server;" in default  # the health path and unknown names stay on HTTP
+    assert "Strict-Transport-Security" not in default
+    assert "server_tokens off;" in text
+
+
+def test_render_with_tls_and_no_redirect_serves_both_ports():
+    settings = gen.Settings(https_port=443, tls_certificate="/t/c", tls_key="/t/k", https_redirect=0, hsts_max_age=0)
+    text = gen.render([gen.VirtualHost("web.example", ("web",), ("10.0.1.3:80",))], settings)
+    assert "return 301" not in text and "Strict-Transport-Security" not in text
+    assert "https://$host$request_uri" not in text
+    assert text.count("    listen 80;") == 1 and text.count("listen 443 ssl;") == 1
+
+
+def test_the_redirect_leaves_out_the_default_https_port():
+    settings = gen.Settings(https_port=443, tls_certificate="/t/c", tls_key="/t/k")
+    text = gen.render([gen.VirtualHost("web.example", ("web",), ("10.0.1.3:80",))], settings)
+    assert "return 301 https://$host$request_uri;" in text
 
 
 def test_render_is_stable():
@@ -167,13 +202,39 @@ def _nginx_command(conf_dir: Path) -> list[str] | None:
     return None
 
 
-def test_nginx_accepts_the_rendered_text(tmp_path):
+def _self_signed(tmp_path: Path) -> tuple[str, str]:
+    """A certificate and key nginx can load (for `nginx -t` of the TLS text)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "web.example")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    return str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "tls-redirect-hsts"])
+def test_nginx_accepts_the_rendered_text(tmp_path, tls):
     command = _nginx_command(tmp_path)
     if command is None:
         pytest.fail("neither nginx nor the picluster/proxy-base image is here: run scripts/setup.sh images")
     vhosts = [gen.VirtualHost("web.example", ("web",), ("10.0.1.3:8080",)),
               gen.VirtualHost("idle.example", ("idle",), ())]
-    (tmp_path / "proxy.conf").write_text(gen.render(vhosts, gen.Settings(http_port=8089)))
+    settings = gen.Settings(http_port=8089)
+    if tls:
+        cert, key = _self_signed(tmp_path)
+        settings = gen.Settings(http_port=8089, https_port=8449, tls_certificate=cert, tls_key=key)
+    (tmp_path / "proxy.conf").write_text(gen.render(vhosts, settings))
     (tmp_path / "nginx.conf").write_text(
         f"pid /tmp/nginx-test.pid; error_log stderr; events {{}}\n"
         f"http {{ access_log off; include {tmp_path}/proxy.conf; }}\n")
