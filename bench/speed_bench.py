@@ -72,7 +72,7 @@ MITOGEN_STRATEGY_DIR = cb.ROOT / "tools" / "mitogen"
 PROFILE_LINE = re.compile(r"^(.+?) -{3,} (\d+\.\d+)s\s*$", re.M)
 PROFILE_KEPT = 40  # slowest tasks kept per run in the JSON
 # What each lever gave and which were kept (docs/benchmarks.md, above the figures).
-LEVERS = "Levers: see docs/speed.md."
+LEVERS = (cb.ROOT / "bench" / "speed_levers.md").read_text().rstrip()  # kept by hand, beside the figures
 
 
 @dataclass
@@ -140,6 +140,19 @@ def profile(log_text: str) -> List[List[Any]]:
     return sorted(tasks, key=lambda t: -t[1])[:PROFILE_KEPT]
 
 
+FATAL = re.compile(r"^fatal: \[([^\]]+)\]: FAILED! =>.*?\n\s+msg: (.+?)(?:\n\s*\n|\n\S)", re.S | re.M)
+
+
+def first_failure(log_text: str) -> str:
+    """The first failed task of a run's log: task, host and message (without a command line), on one line."""
+    m = FATAL.search(log_text)
+    if not m:
+        return ""
+    tasks = re.findall(r"^TASK \[(.+?)\]", log_text[: m.start()], re.M)
+    message = " ".join(m.group(2).split()).split(" Command was:")[0]
+    return f"task `{tasks[-1] if tasks else '?'}` on {m.group(1)}: {message[:300]}"
+
+
 def converge(side: Side, kind: str, strategy: str, number: int, *, base_env: Dict[str, str],
              logs: Path) -> Dict[str, Any]:
     """One timed site.yml run; a failure is recorded in the figures, not raised."""
@@ -160,6 +173,8 @@ def converge(side: Side, kind: str, strategy: str, number: int, *, base_env: Dic
     figures["load_1m_end"] = loadavg()
     log_file = logs / f"{label}.log"
     text = log_file.read_text() if log_file.exists() else ""
+    if "error" in figures and first_failure(text):
+        figures["error"] = first_failure(text)
     figures.update(
         changed_total=sum(r["changed"] for r in recap.values()),
         changed_per_host={h: r["changed"] for h, r in recap.items()},
@@ -229,13 +244,14 @@ def section(results: Dict[str, Any]) -> str:
     for kind in ("cold", "idempotent"):
         for strategy, sides in summary.get(kind, {}).items():
             for name, f in sides.items():
-                changed = ", ".join(str(c) for c in f["changed_totals"])
+                changed = ", ".join(str(c) for c in f["changed_totals"]) if not f["failed_runs"] else "-"
                 failed = f" ({f['failed_runs']} failed)" if f["failed_runs"] else ""
+                ratio = ("1" if f["median_s"] else "-") if name == "baseline" else f.get("ratio_to_baseline", "-")
                 loads = f["load_1m"]
                 rows.append(
                     f"| {kind} | {strategy} | {name} | {fmt_s(f['median_s'])}{failed} "
                     f"| {', '.join(fmt_s(x) for x in f['runs_s']) or 'n/a'} "
-                    f"| {f.get('ratio_to_baseline', '-') if name != 'baseline' else '1'} | {changed} "
+                    f"| {ratio} | {changed} "
                     f"| {min(loads) if loads else 'n/a'} to {max(loads) if loads else 'n/a'} |"
                 )
     tasks = {r["side"]: r["tasks_per_host"] for r in runs if r["kind"] == "idempotent" and r.get("tasks_per_host")}
@@ -243,6 +259,8 @@ def section(results: Dict[str, Any]) -> str:
         f"- {side}: " + ", ".join(f"{h} {n}" for h, n in sorted(counts.items())) for side, counts in tasks.items()
     )
     costs = "\n".join(f"| {name} | {secs} s |" for name, secs in results.get("task_costs", []))
+    failures = sorted({f"- {r['kind']}, {r['strategy']}, {r['side']}: {r['error']}" for r in runs if "error" in r})
+    failure_lines = ("\n\nWhy runs failed (the first failed task):\n\n" + "\n".join(failures)) if failures else ""
     variants = "".join(f"\n- `{name}`: {' '.join(f'{k}={v}' for k, v in env.items())}"
                        for name, env in results.get("variants", {}).items())
     return (
@@ -253,7 +271,7 @@ def section(results: Dict[str, Any]) -> str:
         f"(goals: idempotent at most 0.25 with the default strategy, under 20 s with Mitogen; cold at most 0.5)."
         f"{variants}\n\n"
         "| run | strategy | side | median | runs | ratio | changed | load 1m (min to max) |\n"
-        "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) +
+        "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + failure_lines +
         f"\n\nTasks per host in an idempotent run (ok + skipped + failed):\n\n{task_lines}\n\n"
         "The current side's slowest tasks in its idempotent runs with the default strategy (median over the "
         "runs; each is the time from the task's start to the next task's, across all hosts):\n\n"
