@@ -128,13 +128,18 @@ class DrillReport:
     def rejoin_s(self) -> float | None:
         return self.between("start", "rejoined")
 
+    def _dying_from(self) -> float | None:
+        """When the victim may have died: `docker kill` was issued (the node can die any moment until it
+        returns, a few hundred milliseconds later under load); the kill's return for older reports."""
+        return self.time_of("kill-issued") if self.time_of("kill-issued") is not None else self.time_of("kill")
+
     def before(self) -> list[Request]:
-        """Requests answered before the kill (one still in flight when the node died is `during`)."""
-        kill = self.time_of("kill")
+        """Requests answered before the kill was issued (one still in flight when the node died is `during`)."""
+        kill = self._dying_from()
         return [r for r in self.requests if kill is None or r.done < kill]
 
     def during(self) -> list[Request]:
-        kill, rescheduled = self.time_of("kill"), self.time_of("rescheduled")
+        kill, rescheduled = self._dying_from(), self.time_of("rescheduled")
         return [r for r in self.requests
                 if (kill is None or r.done >= kill) and (rescheduled is None or r.t < rescheduled)]
 
@@ -326,6 +331,7 @@ class DrillRun:
     def kill(self, host: str) -> None:
         if self.report.load_1m_start is None:
             self.report.load_1m_start = loadavg()
+        self.event("kill-issued", host)
         self.lab.kill(host)
         self._down.add(host)
         self.event("kill", host)

@@ -95,3 +95,14 @@ def test_a_request_in_flight_when_the_node_dies_counts_as_during():
     r.requests = [Request(0.5, 200, "node1", 0.6), Request(1.9, 0, "", 4.9), Request(5.0, 200, "node1", 5.1)]
     assert [q.t for q in r.before()] == [0.5]
     assert [q.t for q in r.during()] == [1.9, 5.0]
+
+
+def test_a_request_failing_while_docker_kill_runs_counts_as_during():
+    """The node can die any moment after `docker kill` is issued, before it returns (seen: 0.2 s under load)."""
+    r = report()
+    r.events = [Event(1.8, "kill-issued", "node2"), *r.events]  # the kill returns at 2.0
+    r.requests = [Request(0.5, 200, "node1", 0.6), Request(1.7, 0, "", 1.85), Request(5.0, 200, "node1", 5.1)]
+    assert [q.t for q in r.before()] == [0.5]
+    assert [q.t for q in r.during()] == [1.7, 5.0]
+    assert r.summary()["failed_before"] == 0
+    assert r.detection_s == pytest.approx(9.5)  # the figures still count from the kill's return
