@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lab"))
 
 import picluster_lab  # noqa: E402
-from picluster_lab import DrillFailed, DrillLimits, Lab, LabError, loadavg  # noqa: E402
+from picluster_lab import DrillFailed, DrillLimits, Lab, LabError, controller, loadavg  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "cluster.json"
 FAILOVER_RESULTS = ROOT / "bench" / "results" / "failover.json"
@@ -54,9 +54,6 @@ DOC = ROOT / "docs" / "benchmarks.md"
 WORK = ROOT / "build" / "bench"
 DEMO_HOST = "demo.picluster.lab"
 PLAYBOOK_TIMEOUT = 3600  # one site.yml run on a loaded 2-core machine: far below this
-RECAP = re.compile(
-    r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)(?:\s+skipped=(\d+))?", re.M
-)
 
 
 class BenchError(Exception):
@@ -138,11 +135,7 @@ def playbook(
     wall = time.monotonic() - t0
     logs.mkdir(parents=True, exist_ok=True)
     (logs / f"{label}.log").write_text(proc.stdout + proc.stderr)
-    recap = {
-        m[0]: {"ok": int(m[1]), "changed": int(m[2]), "unreachable": int(m[3]), "failed": int(m[4]),
-               "skipped": int(m[5] or 0)}
-        for m in RECAP.findall(proc.stdout)
-    }
+    recap = controller.recap(proc.stdout)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
         raise BenchError(f"{label}: {path} failed ({proc.returncode}), log {logs}/{label}.log:\n{tail}")

@@ -63,11 +63,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
 import cluster_bench as cb
 import picluster_lab
 from picluster_lab import Lab, LabError, loadavg
+from picluster_lab.lab import MITOGEN_ENV
 
 RESULTS = cb.ROOT / "bench" / "results" / "speed.json"
 BASELINE = "42f445c"
 STRATEGIES = ("default", "mitogen")
-MITOGEN_STRATEGY_DIR = cb.ROOT / "tools" / "mitogen"
 # profile_tasks' summary after the recap: "role : task name ---- 1.23s".
 PROFILE_LINE = re.compile(r"^(.+?) -{3,} (\d+\.\d+)s\s*$", re.M)
 PROFILE_KEPT = 40  # slowest tasks kept per run in the JSON
@@ -128,7 +128,7 @@ def environment(base_env: Dict[str, str], side: Side, strategy: str) -> Dict[str
         PROFILE_TASKS_TASK_OUTPUT_LIMIT="all",
     )
     if strategy == "mitogen":
-        env.update(ANSIBLE_STRATEGY="mitogen_linear", ANSIBLE_STRATEGY_PLUGINS=str(MITOGEN_STRATEGY_DIR))
+        env.update(MITOGEN_ENV)
     env.update(side.extra_env)
     return env
 

@@ -131,7 +131,8 @@ class DrillReport:
     def _dying_from(self) -> float | None:
         """When the victim may have died: `docker kill` was issued (the node can die any moment until it
         returns, a few hundred milliseconds later under load); the kill's return for older reports."""
-        return self.time_of("kill-issued") if self.time_of("kill-issued") is not None else self.time_of("kill")
+        issued = self.time_of("kill-issued")
+        return issued if issued is not None else self.time_of("kill")
 
     def before(self) -> list[Request]:
         """Requests answered before the kill was issued (one still in flight when the node died is `during`)."""

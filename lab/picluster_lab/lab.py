@@ -57,8 +57,8 @@ class SwarmNode:
     engine_version: str
 
 
-# Mitogen's strategy, found by name (ansible.cfg says the same for `make lab`).
-MITOGEN_STRATEGY_PLUGINS = ROOT / "tools" / "mitogen"
+# A run under Mitogen: its strategy, found by name (ansible.cfg says the same for `make lab`).
+MITOGEN_ENV = {"ANSIBLE_STRATEGY": "mitogen_linear", "ANSIBLE_STRATEGY_PLUGINS": str(ROOT / "tools" / "mitogen")}
 
 
 @dataclass(frozen=True)
@@ -242,7 +242,7 @@ class Lab:
         env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
         if mitogen:
             sources.append(str(self.mitogen_inventory(logs or ROOT / "build" / "labs" / self.name)))
-            env.update(ANSIBLE_STRATEGY="mitogen_linear", ANSIBLE_STRATEGY_PLUGINS=str(MITOGEN_STRATEGY_PLUGINS))
+            env.update(MITOGEN_ENV)
         argv = [command[0], *(arg for source in sources for arg in ("-i", source)), *command[1:]]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, env=env)
         return PlaybookRun(proc.returncode, proc.stdout + proc.stderr, controller.recap(proc.stdout))

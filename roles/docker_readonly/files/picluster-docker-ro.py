@@ -49,11 +49,12 @@ from typing import Any, Optional, Tuple
 ALLOWED_METHODS = ("GET", "HEAD")
 # An object's ID or name: no slash, no "..", nothing percent-encoded.
 _OBJECT = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+_VERSION = r"(?:/v[0-9]+\.[0-9]+)?"  # the API version prefix clients may send (/v1.41/services)
 _ALLOWED_PATH = re.compile(
-    rf"^(?:/v[0-9]+\.[0-9]+)?/(?:_ping|version|events|(?:nodes|services|tasks|networks)(?:/{_OBJECT})?)$"
+    rf"^{_VERSION}/(?:_ping|version|events|(?:nodes|services|tasks|networks)(?:/{_OBJECT})?)$"
 )
-_STREAMED = re.compile(r"^(?:/v[0-9]+\.[0-9]+)?/events$")
-_REDACTED = re.compile(r"^(?:/v[0-9]+\.[0-9]+)?/(?:services|tasks)(?:/[^/]+)?$")
+_STREAMED = re.compile(rf"^{_VERSION}/events$")
+_REDACTED = re.compile(rf"^{_VERSION}/(?:services|tasks)(?:/[^/]+)?$")
 ALLOWED_TEXT = (
     "GET or HEAD of _ping, version, events, and the lists and single objects of nodes, services, tasks and networks"
 )

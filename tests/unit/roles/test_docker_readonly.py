@@ -6,10 +6,8 @@ stand-in engine that records what reaches it.
 
 from __future__ import annotations
 
-import http.client
 import importlib.util
 import json
-import socket
 import socketserver
 import subprocess
 import sys
@@ -117,19 +115,8 @@ class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("docker", timeout=10)
-        self.path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(self.path)
-
-
 def _request(path: str, method: str, target: str) -> tuple[int, bytes]:
-    conn = _UnixConnection(path)
+    conn = ro.EngineConnection(path, timeout=10)  # the filter's own HTTP over a unix socket
     try:
         conn.request(method, target)
         answer = conn.getresponse()
