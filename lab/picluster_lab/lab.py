@@ -10,6 +10,7 @@ Consul membership comes from our own swarm_members module.
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import json
 import os
@@ -17,6 +18,7 @@ import ssl
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -73,11 +75,74 @@ class PlaybookRun:
         return sum(counts.get(counter, 0) for counts in self.recap.values())
 
 
+# Run by Lab.docker_api_from inside a container: argv = socket, [[method, path], ...].
+_DOCKER_API_PROBE = r"""
+import http.client, json, os, socket, sys
+path = sys.argv[1]
+class Conn(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(path)
+out = {"engine_socket_mounted": os.path.exists("/var/run/docker.sock")}
+for method, target in json.loads(sys.argv[2]):
+    conn = Conn("docker", timeout=10)
+    conn.request(method, target, body=b"{}" if method == "POST" else None,
+                 headers={"Content-Type": "application/json"} if method == "POST" else {})
+    answer = conn.getresponse()
+    out[method + " " + target] = [answer.status, answer.read()[:300].decode(errors="replace")]
+    conn.close()
+print(json.dumps(out))
+"""
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """A redirect is returned as the answer (an HTTPError with its status), not followed."""
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: PLR0917 - urllib's signature
         return None
+
+
+class _SameTargetRedirect(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect to the same address it was asked of (the Location's
+    host becomes the Host header): the lab's names are in no DNS."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.target = target
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: PLR0917 - urllib's signature
+        parts = urllib.parse.urlsplit(newurl)
+        address = urllib.parse.urlsplit("//" + self.target).hostname or self.target
+        netloc = f"{address}:{parts.port}" if parts.port else address
+        again = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+        new = super().redirect_request(req, fp, code, msg, headers, again)
+        if new is not None and parts.hostname:
+            new.add_unredirected_header("Host", parts.hostname)
+            new.headers.pop("Host", None)
+        return new
+
+
+class _ServerNameConnection(http.client.HTTPSConnection):
+    """HTTPS to an address, with the TLS server name (SNI, and the name the
+    certificate is checked against) given apart: the Host header's name."""
+
+    def __init__(self, host: str, *, server_name: str, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        self.server_name = server_name
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.server_name)
+
+
+class _ServerNameHandler(urllib.request.HTTPSHandler):
+    def __init__(self, context: ssl.SSLContext, server_name: str) -> None:
+        super().__init__(context=context)
+        self.server_name = server_name
+
+    def https_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(_ServerNameConnection, req, context=self._context, server_name=self.server_name)
 
 
 class Lab:
@@ -230,6 +295,16 @@ class Lab:
             output = proc.stderr.strip() or proc.stdout.strip()
             raise LabError(f"{host}: `{shown}` failed ({proc.returncode}): {output}")
         return proc.stdout
+
+    def docker_api_from(self, host: str, container: str, socket_path: str,
+                        asks: Sequence[tuple[str, str]]) -> dict[str, Any]:
+        """From inside `container` on `host` (with its own python3 and user):
+        each (method, path) asked of the Docker API at `socket_path`, as
+        {"METHOD path": [status, start of the answer]}, plus whether the
+        engine's own socket is there ("engine_socket_mounted")."""
+        out = self.sh(host, ["docker", "exec", container, "python3", "-c", _DOCKER_API_PROBE, socket_path,
+                             json.dumps([list(ask) for ask in asks])])
+        return json.loads(out)
 
     def ansible(
         self, command: Sequence[str], *, mitogen: bool = False, logs: Path | None = None, timeout: float = 1500
@@ -429,24 +504,33 @@ class Lab:
         via: str | None = None,
         timeout: float = 5,
         headers: dict[str, str] | None = None,
-        scheme: str = "http",
+        scheme: str = "https",
         verify_tls: bool = True,
-        follow_redirects: bool = True,
+        ca: Path | None = None,
+        follow_redirects: bool = False,
     ) -> HttpAnswer:
         """One request to the entry point on `via` (a host of the lab, or an
         address such as a virtual IP; default the first master), routed by
-        the Host header. Never raises: no answer is status 0. Without
-        `follow_redirects` a redirect is the answer (its status and Location)."""
+        the Host header. Never raises: no answer is status 0.
+
+        HTTPS by default, as the proxy serves: the TLS server name is the Host
+        header, and the certificate must verify for it against `ca` (default:
+        the edge CA the reverse_proxy role made, pki/edge/ca.pem). A redirect
+        is the answer (its status and Location) unless `follow_redirects`,
+        which follows it to the same `via` only, never to a name's DNS."""
         url = f"{scheme}://{self._target(via)}{path}"
         req = urllib.request.Request(url, headers={"Host": host_header, **(headers or {})})
-        context = None
-        if scheme == "https" and not verify_tls:
+        if verify_tls:
+            context = ssl.create_default_context(cafile=str(ca or self.pki_dir("edge") / "ca.pem"))
+        else:
             context = ssl.create_default_context()
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-        handlers: list[urllib.request.BaseHandler] = [urllib.request.HTTPSHandler(context=context)]
-        if not follow_redirects:
-            handlers.append(_NoRedirect())
+        server_name = host_header.split(":", maxsplit=1)[0]
+        handlers: list[urllib.request.BaseHandler] = [
+            _ServerNameHandler(context, server_name),
+            _SameTargetRedirect(self._target(via)) if follow_redirects else _NoRedirect(),
+        ]
         try:
             with urllib.request.build_opener(*handlers).open(req, timeout=timeout) as resp:
                 return HttpAnswer(resp.status, resp.read().decode(errors="replace"), dict(resp.headers))

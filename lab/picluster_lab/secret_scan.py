@@ -46,6 +46,7 @@ SOURCES: tuple[Source, ...] = (
     ),
     Source("Consul private keys", patterns=("consul/*key.pem",)),  # fnmatch: * crosses directories
     Source("Docker private keys", patterns=("docker/*key.pem",)),
+    Source("edge CA and proxy private keys", patterns=("edge/*key.pem",)),
     # The password and its salt (the salt is no secret once hashed, but it is kept beside it, owner-only).
     Source("dashboard password", options=("dashboard_password",), patterns=("dashboard/*",)),
     Source("VRRP password", options=("vip_auth_pass",), patterns=("vip/*",)),

@@ -81,20 +81,23 @@ def state(lab: Lab) -> None:
     membership(lab)
     # Users send requests to the virtual IP when the lab has one (several masters).
     address = lab.entry_point
+    ca = lab.pki_dir("edge") / "ca.pem"
     if _exists(lab, master, "inspect", "picluster-proxy"):
         where = (f"the virtual IP, held by {lab.vip_holder() or 'no master'}, moves between "
                  f"{', '.join(lab.hosts('masters'))}") if lab.vip else "the master"
-        print(f"\n== reverse proxy: http://{address}/ (route by Host header; {where})")
+        print(f"\n== reverse proxy: https://{address}/ (route by name; {where}; certificate from the edge CA {ca})")
         if _exists(lab, master, "service", "inspect", "demo-web"):
-            print(f"   demo: curl -H 'Host: {DEMO_HOST}' http://{address}/   answered, 9 requests, by:")
+            print(f"   demo: curl --cacert {ca} --resolve {DEMO_HOST}:443:{address} https://{DEMO_HOST}/"
+                  "   answered, 9 requests, by:")
             answers = Counter(lab.http(DEMO_HOST, via=address).body.strip() or "(no answer)" for _request in range(9))
             for body, count in sorted(answers.items()):
                 print(f"   {count:>7} {body}")
     if _exists(lab, master, "service", "inspect", "picluster-dashboard"):
         password = lab.pki_dir("dashboard") / "admin"
         health = lab.http(DASHBOARD_HOST, "/api/health", via=address).status
-        print(f"\n== dashboard: http://{DASHBOARD_HOST}/ (through the proxy at {address})")
+        print(f"\n== dashboard: https://{DASHBOARD_HOST}/ (through the proxy at {address})")
         print(f"   health: HTTP {health}; user admin, password in {password}")
         print(f"   in a browser on this machine: chromium --host-resolver-rules='MAP {DASHBOARD_HOST} {address}'"
-              f" http://{DASHBOARD_HOST}/")
-        print(f"   or: curl -u admin:$(cat {password}) -H 'Host: {DASHBOARD_HOST}' http://{address}/api/cluster")
+              f" https://{DASHBOARD_HOST}/   (trust {ca} first: docs/edge-tls.md)")
+        print(f"   or: curl -u admin:$(cat {password}) --cacert {ca} --resolve {DASHBOARD_HOST}:443:{address}"
+              f" https://{DASHBOARD_HOST}/api/cluster")

@@ -159,6 +159,19 @@ def test_proxy_serves_the_demo_from_several_nodes_through_the_virtual_ip():
     assert LAB.http("nobody.picluster.lab", via=LAB.vip).status == 404
 
 
+def test_the_entry_point_serves_https_from_the_edge_ca_and_http_only_redirects():
+    """HTTPS by default: the certificate verifies against the edge CA the role made on the
+    controller, for the dashboard's and the demo's names (LAB.http checks it); plain HTTP
+    answers those names only with a redirect, never the page."""
+    assert (LAB.pki_dir("edge") / "ca.pem").is_file()
+    assert LAB.http(DEMO_HOST, via=LAB.vip).status == 200
+    assert LAB.http("dashboard.picluster.lab", "/api/cluster", via=LAB.vip).status == 401  # served; asks a login
+    for name in (DEMO_HOST, "dashboard.picluster.lab"):
+        plain = LAB.http(name, "/api/cluster", via=LAB.vip, scheme="http")
+        assert plain.status == 301 and plain.headers.get("Location") == f"https://{name}/api/cluster", plain
+        assert '"node"' not in plain.body and '"nodes"' not in plain.body
+
+
 def test_every_master_runs_the_proxy():
     for master in MASTERS:
         answer = LAB.http(DEMO_HOST, via=master)

@@ -8,11 +8,14 @@ normal and the degraded page go to build/reports/ (test artefacts).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 
 import pytest
 from cdp import Browser
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from picluster_lab import REPORTS, Lab
 from scenario_settings import TTL
 
@@ -29,6 +32,16 @@ def auth() -> dict[str, str]:
     assert password_file.is_file(), f"the role should have kept the generated password in {password_file}"
     password = password_file.read_text().split()[0]
     return {"Authorization": "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()}
+
+
+def edge_ca_spki() -> str:
+    """The edge CA's key as Chromium names it (base64 of the SHA-256 of its
+    SubjectPublicKeyInfo): the browser trusts certificate chains that hold it,
+    as a user's browser that trusts the CA's ca.pem does (Chromium has no
+    flag for a CA file, and Debian's NSS tools are not installed here)."""
+    ca = x509.load_pem_x509_certificate((LAB.pki_dir("edge") / "ca.pem").read_bytes())
+    spki = ca.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
 def get(path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
@@ -101,14 +114,40 @@ def test_api_lists_every_node_with_its_membership_swarm_state_and_tasks(auth):
     assert demo["replicas"] == demo["running"] == 3
 
 
+def test_the_dashboard_reads_the_swarm_read_only_and_holds_no_docker_key():
+    """On every master the dashboard's container (facing the LAN through the proxy) has no
+    engine socket and no client key; its read-only API lists the swarm, creates and execs nothing."""
+    socket = "/run/picluster/docker-ro/docker.sock"
+    asks = [("GET", "/nodes"), ("GET", "/services"), ("POST", "/containers/create"),
+            ("POST", "/services/create"), ("GET", "/secrets"), ("DELETE", "/services/picluster-dashboard")]
+    for master in LAB.hosts("masters"):
+        found = LAB.sh(master, ["docker", "ps", "-q", "--filter",
+                                "label=com.docker.swarm.service.name=picluster-dashboard"]).split()
+        assert len(found) == 1, f"{master}: {found}"
+        container = found[0]
+        assert LAB.sh(master, ["docker", "exec", container, "printenv", "PICLUSTER_DASHBOARD_DOCKER_URL"]).strip() \
+            == "unix://" + socket
+        got = LAB.docker_api_from(master, container, socket, asks)
+        assert got["engine_socket_mounted"] is False, got
+        assert got["GET /nodes"][0] == got["GET /services"][0] == 200, got
+        for method, path in asks[2:]:
+            assert got[f"{method} {path}"][0] == 403, (master, method, path, got)
+        files = LAB.sh(master, ["find", "/etc/picluster/dashboard", "-name", "*.pem"]).split()
+        assert files == ["/etc/picluster/dashboard/consul-ca.pem"], f"{master}: {files}"
+    assert "picluster-dashboard" in LAB.sh(LAB.live_master(), ["docker", "service", "ls", "--format", "{{.Name}}"])
+
+
 def test_page_shows_the_cluster_a_stopped_node_turns_expired_and_stale_data_is_marked(auth):
     hosts = sorted(LAB.hosts())
     victim = hosts[-1]  # a worker: names sort master1 < ... < node1 < ... < nodeN
     assert victim not in LAB.hosts("masters")
     report: dict = {"victim": victim, "ttl_s": TTL}
-    with Browser(extra_flags=[f"--host-resolver-rules=MAP {DASHBOARD} {LAB.entry_point}"]) as browser:
+    with Browser(extra_flags=[f"--host-resolver-rules=MAP {DASHBOARD} {LAB.entry_point}",
+                              f"--ignore-certificate-errors-spki-list={edge_ca_spki()}"]) as browser:
         page = browser.open(1280, 900, headers=auth)
+        # Typed without a scheme, as a user would: plain HTTP, sent on to HTTPS.
         page.navigate(f"http://{DASHBOARD}/")
+        _ok, report["on_https_s"] = page.wait_for(f"location.href === 'https://{DASHBOARD}/'", limit=15)
         _ok, report["first_paint_s"] = page.wait_for(
             "document.body.dataset.ready === 'true'"
             f" && document.querySelectorAll('article.node').length === {len(hosts)}",
