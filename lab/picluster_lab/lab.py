@@ -520,18 +520,20 @@ class Lab:
         which follows it to the same `via` only, never to a name's DNS."""
         url = f"{scheme}://{self._target(via)}{path}"
         req = urllib.request.Request(url, headers={"Host": host_header, **(headers or {})})
-        if verify_tls:
-            context = ssl.create_default_context(cafile=str(ca or self.pki_dir("edge") / "ca.pem"))
-        else:
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
         server_name = host_header.split(":", maxsplit=1)[0]
-        handlers: list[urllib.request.BaseHandler] = [
-            _ServerNameHandler(context, server_name),
-            _SameTargetRedirect(self._target(via)) if follow_redirects else _NoRedirect(),
-        ]
         try:
+            if scheme != "https" and not follow_redirects:
+                context = None  # no TLS asked (a redirect to HTTPS is then only the answer)
+            elif verify_tls:
+                context = ssl.create_default_context(cafile=str(ca or self.pki_dir("edge") / "ca.pem"))
+            else:
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            handlers: list[urllib.request.BaseHandler] = [
+                _ServerNameHandler(context, server_name),
+                _SameTargetRedirect(self._target(via)) if follow_redirects else _NoRedirect(),
+            ]
             with urllib.request.build_opener(*handlers).open(req, timeout=timeout) as resp:
                 return HttpAnswer(resp.status, resp.read().decode(errors="replace"), dict(resp.headers))
         except urllib.error.HTTPError as err:

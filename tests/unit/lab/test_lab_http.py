@@ -133,3 +133,10 @@ def test_a_redirect_is_the_answer_unless_followed_and_then_only_to_the_same_addr
     followed = lab.http("demo.picluster.lab", "/p?q=1", via=servers["http"], scheme="http", ca=pki["ca"],
                         follow_redirects=True)
     assert (followed.status, followed.body) == (200, "demo.picluster.lab /p?q=1")
+
+
+def test_no_ca_file_is_no_answer_not_an_exception(lab, servers, tmp_path):
+    answer = lab.http("demo.picluster.lab", via=servers["https"], ca=tmp_path / "missing.pem")
+    assert answer.status == 0 and "No such file" in answer.body, answer
+    # Plain HTTP needs no CA at all.
+    assert lab.http("demo.picluster.lab", via=servers["http"], scheme="http", ca=tmp_path / "missing.pem").status == 301
