@@ -16,7 +16,8 @@ from picluster_lab import Lab
 LAB = Lab.from_env()
 DEMO_HOST = "demo.picluster.lab"
 SERVICE = "demo-web"
-PROXY = "picluster-proxy"
+PROXY = "picluster-proxy"  # nginx
+GENERATOR = "picluster-proxy-gen"
 POLL_LIMIT = 20  # seconds the proxy may take to follow a change
 
 
@@ -110,14 +111,22 @@ def test_plain_http_only_redirects_to_https():
 
 
 def test_the_generator_reads_the_swarm_through_a_read_only_api():
-    """The proxy's container holds no root on the master: no engine socket, and its
-    read-only one lists the swarm but refuses to create, exec, or give secrets away."""
+    """Nothing of the proxy holds root on the master. nginx's container, which faces the
+    network, has no Docker access at all; the generator's has no network, and its read-only
+    socket lists the swarm but refuses to create, exec, or give secrets away."""
+    nginx = json.loads(sh("master", "docker", "inspect", PROXY))[0]
+    assert not [m for m in nginx["Mounts"] if "docker" in m["Source"]], nginx["Mounts"]
+    assert not [e for e in nginx["Config"]["Env"] if e.startswith("DOCKER_HOST=")], nginx["Config"]["Env"]
+    generator = json.loads(sh("master", "docker", "inspect", GENERATOR))[0]
+    assert generator["HostConfig"]["NetworkMode"] == "none"
+    assert generator["HostConfig"]["ReadonlyRootfs"] is True and generator["HostConfig"]["CapDrop"] == ["ALL"]
+    assert generator["Config"]["User"].split(":")[0] != "0", generator["Config"]["User"]
     asks = [["GET", "/v1.41/services"], ["GET", "/tasks"], ["POST", "/v1.41/containers/create"],
             ["POST", f"/containers/{PROXY}/exec"], ["GET", "/secrets"], ["GET", "/swarm"],
             ["DELETE", f"/services/{SERVICE}"]]
-    docker_host = sh("master", "docker", "exec", PROXY, "printenv", "DOCKER_HOST").strip()
+    docker_host = sh("master", "docker", "exec", GENERATOR, "printenv", "DOCKER_HOST").strip()
     assert docker_host == "unix:///run/picluster/docker-ro/docker.sock"
-    got = LAB.docker_api_from("master", PROXY, docker_host.removeprefix("unix://"), asks)
+    got = LAB.docker_api_from("master", GENERATOR, docker_host.removeprefix("unix://"), asks)
     assert got["engine_socket_mounted"] is False, got
     status, body = got["GET /v1.41/services"]
     assert status == 200 and SERVICE in body, got

@@ -1,26 +1,35 @@
 """picluster-proxy-gen: nginx configuration from the swarm's labelled services.
 
-Runs inside the proxy container as its main process, next to nginx (which it
-starts and supervises). A swarm service that carries the label
+One image, two containers, so that what faces the network holds no Docker
+access at all:
+
+* ``generate`` (the generator's container: no network, a read-only root, no
+  capabilities, an unprivileged user) reads the swarm through the read-only
+  Docker API (the docker_readonly role) and writes nginx's configuration to a
+  directory it shares with the other container;
+* ``serve`` (nginx's container, on the overlay network, with the
+  certificate) runs nginx, and installs each new text the generator wrote
+  once ``nginx -t`` accepts it.
+
+A swarm service that carries the label
 ``picluster.proxy.host=<name>[,<name>...]`` (and optionally
 ``picluster.proxy.port=<port>``, 80 by default) gets a virtual host whose
 upstream servers are the addresses of that service's running tasks on the
-proxy's overlay network, read from the swarm API of the manager whose socket
-is mounted into the container. Task addresses, not the service's virtual IP:
-they work with and without IPVS (the lab kernel has none) and with either
-endpoint mode.
+proxy's overlay network. Task addresses, not the service's virtual IP: they
+work with and without IPVS (the lab kernel has none) and with either endpoint
+mode.
 
 The configuration follows the swarm: Docker events (service and node) trigger
 a resync at once and a short burst of follow-up resyncs while new tasks start;
 a periodic resync is the safety net for changes that raise no event on the
 manager (a task replaced on another node). nginx is reloaded (SIGHUP: old
-workers finish their requests) only when the rendered text changed and
-``nginx -t`` accepts it; a rejected configuration is rolled back.
+workers finish their requests) only when the text changed and ``nginx -t``
+accepts it; a rejected text is not installed (the last good one stays).
 
 The rendering functions are pure (no Docker, no files) so they are unit
 tested on their own: ``tests/unit/roles/test_proxy_gen.py``.
 
-Usage: picluster-proxy-gen.py run | render
+Usage: picluster-proxy-gen.py generate | serve | render
 Settings come from the environment (see ``Settings.from_env``).
 """
 
@@ -68,6 +77,10 @@ class Settings:
     client_max_body_size: str = "16m"
     interval: float = 3.0
     config_path: str = "/etc/nginx/conf.d/picluster-proxy.conf"
+    # The file the generator writes and nginx's container installs.
+    shared_path: str = "/run/picluster-proxy/picluster-proxy.conf"
+    # How often nginx's container looks for a new text, in seconds.
+    poll: float = 0.5
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -306,11 +319,27 @@ def render(vhosts: Iterable[VirtualHost], settings: Settings) -> str:
 # Side effects: the swarm, the file, nginx
 # --------------------------------------------------------------------------
 
-class Proxy:
+def write_if_changed(path: Path, text: str) -> bool:
+    """Replace the file's text atomically (a reader never sees half of it); False if it was already so."""
+    try:
+        if path.read_text() == text:
+            return False
+    except FileNotFoundError:
+        pass
+    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=".picluster-proxy-")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return True
+
+
+class Generator:
+    """The swarm's labelled services, written as nginx's configuration to the shared file."""
+
     def __init__(self, settings: Settings, client: Any) -> None:
         self.settings = settings
         self.client = client
-        self.nginx: Optional[subprocess.Popen] = None
         self.wake = threading.Event()
         self.stopping = False
         self.last_problems: list[str] = []
@@ -326,38 +355,15 @@ class Proxy:
             self.last_problems = problems
         return vhosts
 
-    def apply(self, text: str) -> bool:
-        """Write ``text`` if it differs and make nginx use it; True if reloaded."""
-        path = Path(self.settings.config_path)
-        old = path.read_text() if path.exists() else None
-        if old == text:
-            return False
-        fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=".picluster-proxy-")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        test = subprocess.run(["nginx", "-t", "-q"], capture_output=True, text=True, check=False)
-        if test.returncode != 0:
-            log(f"nginx rejected the new configuration, keeping the old one: {test.stderr.strip()}")
-            if old is None:
-                path.unlink()
-            else:
-                path.write_text(old)
-            return False
-        if self.nginx and self.nginx.poll() is None:
-            self.nginx.send_signal(signal.SIGHUP)
-        return True
-
     def sync(self) -> None:
         try:
             vhosts = self.read_swarm()
         except Exception as err:  # a manager restarting or not yet a manager: retry later
             log(f"cannot read services from the swarm: {err}")
             return
-        if self.apply(render(vhosts, self.settings)):
+        if write_if_changed(Path(self.settings.shared_path), render(vhosts, self.settings)):
             summary = ", ".join(f"{v.host}={len(v.servers)}" for v in vhosts) or "none"
-            log(f"configuration updated; virtual hosts: {summary}")
+            log(f"configuration written; virtual hosts: {summary}")
 
     def watch_events(self) -> None:
         """Wake the main loop on every swarm service or node event."""
@@ -371,9 +377,6 @@ class Proxy:
                 log(f"event stream interrupted ({err}); reconnecting")
             time.sleep(2)
 
-    def start_nginx(self) -> None:
-        self.nginx = subprocess.Popen(["nginx", "-g", "daemon off;"])
-
     def stop(self, *_args: Any) -> None:
         self.stopping = True
         self.wake.set()
@@ -381,9 +384,6 @@ class Proxy:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
-        # A default-only configuration first, so nginx answers at once.
-        self.apply(render([], self.settings))
-        self.start_nginx()
         self.sync()
         threading.Thread(target=self.watch_events, daemon=True).start()
         burst_until = 0.0
@@ -394,13 +394,68 @@ class Proxy:
             if self.wake.wait(timeout):
                 self.wake.clear()
                 burst_until = time.monotonic() + 15
-            if self.stopping:
-                break
-            if self.nginx and self.nginx.poll() is not None:
+            if not self.stopping:
+                self.sync()
+        return 0
+
+
+class Server:
+    """nginx, and each new text of the shared file it accepts."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.nginx: Optional[subprocess.Popen] = None
+        self.stopping = False
+        self.wanted: Optional[str] = None  # the last text seen in the shared file
+
+    def install(self, text: str) -> bool:
+        """Write ``text`` as nginx's configuration if it differs, and reload; rolled back if
+        ``nginx -t`` rejects it. True if nginx now uses it."""
+        path = Path(self.settings.config_path)
+        old = path.read_text() if path.exists() else None
+        if old == text:
+            return False
+        write_if_changed(path, text)
+        test = subprocess.run(["nginx", "-t", "-q"], capture_output=True, text=True, check=False)
+        if test.returncode != 0:
+            log(f"nginx rejected the new configuration, keeping the old one: {test.stderr.strip()}")
+            if old is None:
+                path.unlink()
+            else:
+                path.write_text(old)
+            return False
+        if self.nginx and self.nginx.poll() is None:
+            self.nginx.send_signal(signal.SIGHUP)
+        return True
+
+    def follow(self) -> None:
+        """Install the shared file's text when it changed since last seen."""
+        try:
+            text = Path(self.settings.shared_path).read_text()
+        except FileNotFoundError:
+            return  # the generator has not written yet
+        if text != self.wanted:
+            self.wanted = text
+            if self.install(text):
+                log("configuration installed")
+
+    def stop(self, *_args: Any) -> None:
+        self.stopping = True
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        # A default-only configuration first, so nginx answers at once.
+        self.install(render([], self.settings))
+        self.follow()
+        self.nginx = subprocess.Popen(["nginx", "-g", "daemon off;"])
+        while not self.stopping:
+            time.sleep(self.settings.poll)
+            if self.nginx.poll() is not None:
                 log(f"nginx exited with status {self.nginx.returncode}; stopping so the container restarts")
                 return 1
-            self.sync()
-        if self.nginx and self.nginx.poll() is None:
+            self.follow()
+        if self.nginx.poll() is None:
             self.nginx.send_signal(signal.SIGQUIT)  # graceful: finish open requests
             try:
                 self.nginx.wait(timeout=15)
@@ -411,18 +466,19 @@ class Proxy:
 
 def main(argv: list[str]) -> int:
     settings = Settings.from_env(os.environ)
-    command = argv[1] if len(argv) > 1 else "run"
-    import docker  # only here: the pure functions above need no Docker SDK
+    command = argv[1] if len(argv) > 1 else "serve"
+    if command == "serve":
+        return Server(settings).run()
+    if command not in ("generate", "render"):
+        print(f"usage: {argv[0]} generate | serve | render", file=sys.stderr)
+        return 2
+    import docker  # only here: nginx's side and the pure functions above need no Docker SDK
 
-    client = docker.from_env(timeout=30)
-    proxy = Proxy(settings, client)
+    generator = Generator(settings, docker.from_env(timeout=30))
     if command == "render":
-        sys.stdout.write(render(proxy.read_swarm(), settings))
+        sys.stdout.write(render(generator.read_swarm(), settings))
         return 0
-    if command == "run":
-        return proxy.run()
-    print(f"usage: {argv[0]} run | render", file=sys.stderr)
-    return 2
+    return generator.run()
 
 
 if __name__ == "__main__":

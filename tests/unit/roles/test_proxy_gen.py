@@ -243,7 +243,7 @@ def test_nginx_accepts_the_rendered_text(tmp_path, tls):
 
 
 class _FakeNginx:
-    """Stands in for the nginx process the generator supervises."""
+    """Stands in for the nginx process nginx's container supervises."""
 
     def __init__(self) -> None:
         self.signals: list[int] = []
@@ -255,7 +255,7 @@ class _FakeNginx:
         self.signals.append(signum)
 
 
-def _proxy(tmp_path, monkeypatch, nginx_ok: bool):
+def _server(tmp_path, monkeypatch, nginx_ok: bool):
     calls = []
 
     def fake_run(argv, **_kw):
@@ -263,24 +263,54 @@ def _proxy(tmp_path, monkeypatch, nginx_ok: bool):
         return subprocess.CompletedProcess(argv, 0 if nginx_ok else 1, "", "" if nginx_ok else "bad config")
 
     monkeypatch.setattr(gen.subprocess, "run", fake_run)
-    proxy = gen.Proxy(gen.Settings(config_path=str(tmp_path / "proxy.conf")), client=None)
-    proxy.nginx = _FakeNginx()
-    return proxy, calls
+    settings = gen.Settings(config_path=str(tmp_path / "proxy.conf"), shared_path=str(tmp_path / "shared.conf"))
+    server = gen.Server(settings)
+    server.nginx = _FakeNginx()
+    return server, calls
 
 
-def test_apply_reloads_only_when_the_text_changes(tmp_path, monkeypatch):
-    proxy, calls = _proxy(tmp_path, monkeypatch, nginx_ok=True)
-    assert proxy.apply("one\n") is True
-    assert proxy.apply("one\n") is False  # unchanged: no test, no reload
-    assert proxy.apply("two\n") is True
+def test_install_reloads_only_when_the_text_changes(tmp_path, monkeypatch):
+    server, calls = _server(tmp_path, monkeypatch, nginx_ok=True)
+    assert server.install("one\n") is True
+    assert server.install("one\n") is False  # unchanged: no test, no reload
+    assert server.install("two\n") is True
     assert (tmp_path / "proxy.conf").read_text() == "two\n"
     assert len(calls) == 2 and all(c[:2] == ["nginx", "-t"] for c in calls)
-    assert proxy.nginx.signals == [gen.signal.SIGHUP, gen.signal.SIGHUP]
+    assert server.nginx.signals == [gen.signal.SIGHUP, gen.signal.SIGHUP]
 
 
-def test_apply_rolls_back_what_nginx_rejects(tmp_path, monkeypatch):
+def test_install_rolls_back_what_nginx_rejects(tmp_path, monkeypatch):
     (tmp_path / "proxy.conf").write_text("good\n")
-    proxy, _calls = _proxy(tmp_path, monkeypatch, nginx_ok=False)
-    assert proxy.apply("broken\n") is False
+    server, _calls = _server(tmp_path, monkeypatch, nginx_ok=False)
+    assert server.install("broken\n") is False
     assert (tmp_path / "proxy.conf").read_text() == "good\n"
-    assert proxy.nginx.signals == []
+    assert server.nginx.signals == []
+
+
+def test_nginx_s_side_follows_the_generator_s_file_once_per_new_text(tmp_path, monkeypatch):
+    server, calls = _server(tmp_path, monkeypatch, nginx_ok=True)
+    server.follow()  # nothing written yet: nothing to do
+    assert calls == [] and not (tmp_path / "proxy.conf").exists()
+    assert gen.write_if_changed(tmp_path / "shared.conf", "a\n") is True
+    assert gen.write_if_changed(tmp_path / "shared.conf", "a\n") is False  # the generator rewrites nothing
+    server.follow()
+    server.follow()  # the same text: no second test
+    assert (tmp_path / "proxy.conf").read_text() == "a\n" and len(calls) == 1
+    gen.write_if_changed(tmp_path / "shared.conf", "b\n")
+    server.follow()
+    assert (tmp_path / "proxy.conf").read_text() == "b\n" and server.nginx.signals == [gen.signal.SIGHUP] * 2
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+def test_a_rejected_text_is_not_tried_again_until_the_generator_writes_another(tmp_path, monkeypatch):
+    (tmp_path / "proxy.conf").write_text("good\n")
+    server, calls = _server(tmp_path, monkeypatch, nginx_ok=False)
+    gen.write_if_changed(tmp_path / "shared.conf", "broken\n")
+    server.follow()
+    server.follow()
+    assert len(calls) == 1 and (tmp_path / "proxy.conf").read_text() == "good\n"
+
+
+def test_a_usage_error_without_docker(capsys):
+    assert gen.main(["picluster-proxy-gen", "nonsense"]) == 2
+    assert "generate | serve | render" in capsys.readouterr().err
