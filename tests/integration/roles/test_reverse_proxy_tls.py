@@ -150,3 +150,10 @@ def test_a_name_outside_the_edge_ca_s_constraints_is_refused_and_nothing_is_lost
     assert_refused(rc, out, f"the edge CA in {pki} may sign only names under picluster.lab",
                    "dash.home.arpa is not", "Move the ca.pem and ca-key.pem files away")
     assert {p.name: p.read_bytes() for p in pki.iterdir()} == before
+
+
+def test_the_dashboard_s_name_must_be_one_the_certificate_serves(tmp_path):
+    play = [{"name": "Dashboard", "hosts": "masters", "gather_facts": False, "roles": ["picluster.swarm.dashboard"]}]
+    rc, out = run_playbook(tmp_path, local_inventory(["m1"], [], dashboard_host_name="cluster.home.lan"), play)
+    assert_refused(rc, out, "which does not serve dashboard_host_name 'cluster.home.lan'",
+                   "add it to reverse_proxy_tls_extra_names")
