@@ -29,7 +29,7 @@ DAY = datetime.timedelta(days=1)
 
 
 def _certificate(tmp_path: Path, names: list[str], *, key=None, not_before=NOW - DAY, not_after=NOW + 90 * DAY,
-                 tag: str = "own") -> tuple[Path, Path, ec.EllipticCurvePrivateKey]:
+                 tag: str = "own") -> tuple[Path, Path]:
     key = key or ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0].lstrip("*."))])
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
@@ -40,7 +40,7 @@ def _certificate(tmp_path: Path, names: list[str], *, key=None, not_before=NOW -
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
-    return cert_file, key_file, key
+    return cert_file, key_file
 
 
 def _own(tmp_path: Path, cert: Path, key: Path, **more: object) -> dict:
@@ -48,8 +48,8 @@ def _own(tmp_path: Path, cert: Path, key: Path, **more: object) -> dict:
 
 
 def test_a_certificate_that_does_not_match_its_key(tmp_path):
-    cert, _key, _ = _certificate(tmp_path, ["*.picluster.lab", "picluster.lab"])
-    _cert, other_key, _ = _certificate(tmp_path, ["*.picluster.lab", "picluster.lab"], tag="other")
+    cert, _key = _certificate(tmp_path, ["*.picluster.lab", "picluster.lab"])
+    _cert, other_key = _certificate(tmp_path, ["*.picluster.lab", "picluster.lab"], tag="other")
     rc, out = run_playbook(tmp_path, _own(tmp_path, cert, other_key), PLAY)
     assert_refused(rc, out, f"the certificate {cert} does not match the key {other_key}",
                    "Give the key the certificate was issued for")
@@ -57,22 +57,22 @@ def test_a_certificate_that_does_not_match_its_key(tmp_path):
 
 
 def test_an_expired_certificate(tmp_path):
-    cert, key, _ = _certificate(tmp_path, ["*.picluster.lab", "picluster.lab"], not_before=NOW - 90 * DAY,
-                                not_after=NOW - DAY)
+    cert, key = _certificate(tmp_path, ["*.picluster.lab", "picluster.lab"], not_before=NOW - 90 * DAY,
+                             not_after=NOW - DAY)
     rc, out = run_playbook(tmp_path, _own(tmp_path, cert, key), PLAY)
     assert_refused(rc, out, f"the certificate {cert} is expired since",
                    "Renew it, or leave reverse_proxy_tls_certificate")
 
 
 def test_a_certificate_not_valid_yet(tmp_path):
-    cert, key, _ = _certificate(tmp_path, ["*.picluster.lab", "picluster.lab"], not_before=NOW + 2 * DAY)
+    cert, key = _certificate(tmp_path, ["*.picluster.lab", "picluster.lab"], not_before=NOW + 2 * DAY)
     rc, out = run_playbook(tmp_path, _own(tmp_path, cert, key), PLAY)
     assert_refused(rc, out, "is not valid before")
 
 
 def test_a_name_the_certificate_does_not_serve(tmp_path):
     # *.picluster.lab serves demo.picluster.lab, not picluster.lab itself nor a.b.picluster.lab.
-    cert, key, _ = _certificate(tmp_path, ["*.picluster.lab"])
+    cert, key = _certificate(tmp_path, ["*.picluster.lab"])
     rc, out = run_playbook(tmp_path, _own(tmp_path, cert, key, reverse_proxy_tls_extra_names=["a.b.picluster.lab"]),
                            PLAY)
     assert_refused(rc, out, f"the certificate {cert} does not serve picluster.lab, a.b.picluster.lab",
@@ -80,7 +80,7 @@ def test_a_name_the_certificate_does_not_serve(tmp_path):
 
 
 def test_a_certificate_without_its_key_and_an_unreadable_one(tmp_path):
-    cert, key, _ = _certificate(tmp_path, ["*.picluster.lab", "picluster.lab"])
+    cert, key = _certificate(tmp_path, ["*.picluster.lab", "picluster.lab"])
     rc, out = run_playbook(tmp_path, local_inventory(["m1"], [], reverse_proxy_tls_certificate=str(cert)), PLAY)
     assert_refused(rc, out, "needs both reverse_proxy_tls_certificate and reverse_proxy_tls_key")
     garbage = tmp_path / "garbage.pem"
