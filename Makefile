@@ -50,6 +50,7 @@ lab-down:
 
 # --- tests ------------------------------------------------------------------
 test: setup
+	@bash scripts/setup.sh arm
 	@bash scripts/test.sh
 
 lint:

@@ -2,7 +2,7 @@
 # One set-up path for a fresh machine (Debian 12, root, nothing running):
 #   host packages -> Docker engine -> Python venvs -> Consul binary -> node images
 # Every step checks before it acts, so a second run takes seconds.
-# Usage: scripts/setup.sh [packages|engine|venv|oldest|consul|images|all]...
+# Usage: scripts/setup.sh [packages|engine|venv|oldest|consul|images|arm|all]...
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -120,14 +120,26 @@ step_images() {
   python3 "$PICLUSTER_ROOT/lab" images build || die "the lab's images could not be built (see above)"
 }
 
+step_arm() {
+  # Emulated ARM nodes for the tests (docs/lab.md): the qemu-user interpreters,
+  # the node images of arm64 and armhf, Consul cross-compiled for each. Not
+  # part of `all` (`make lab` needs none of it); `make test` runs it. Cold, it
+  # takes tens of minutes (a patched qemu, two emulated debootstraps); cached
+  # by recipe afterwards.
+  local a
+  for a in arm64 armhf; do
+    PICLUSTER_CONSUL_BIN=$CONSUL_BIN python3 "$PICLUSTER_ROOT/lab" images build --arch "$a" || die "the $a lab images could not be built (see above)"
+  done
+}
+
 main() {
   local steps=("$@")
   [ ${#steps[@]} -gt 0 ] || steps=(all)
   for s in "${steps[@]}"; do
     case "$s" in
       all) step_packages; step_engine; step_venv; step_oldest; step_consul; step_images ;;
-      packages|engine|venv|oldest|consul|images) "step_$s" ;;
-      *) die "unknown step '$s'; steps are: packages engine venv oldest consul images all" ;;
+      packages|engine|venv|oldest|consul|images|arm) "step_$s" ;;
+      *) die "unknown step '$s'; steps are: packages engine venv oldest consul images arm all" ;;
     esac
   done
 }

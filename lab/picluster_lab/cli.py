@@ -1,6 +1,7 @@
 """The lab's command line: `python3 lab <command>` from the checkout.
 
     up      [--name N | --scenario S] [--masters 1] [--nodes 5] [--subnet CIDR] [--bare] [--arch A]
+            [--arch-of HOST=A]... (emulated ARM nodes: A is arm64 or armhf; docs/lab.md)
             [--instance-config FILE] [--ssh [--controller-user U] [--sudo-password]]
     user-run [--name N | --scenario S] [--playbook P]... [--settings FILE] [--leave-out LIB]... [-- ARGS]
             as the controller user, over SSH, from the tarball: site.yml and the demo by default
@@ -24,14 +25,21 @@ import os
 import sys
 from pathlib import Path
 
-from . import controller, images, inventory, provision, show
-from ._common import LabError
+from . import controller, emulation, images, inventory, provision, show
+from ._common import ROOT, LabError
 from .lab import Lab
 from .watch import watch_files, watch_until
 
 
 def lab_name(args: argparse.Namespace) -> str:
     return inventory.molecule_lab_name(args.scenario) if args.scenario else args.name
+
+
+def host_arch(text: str) -> tuple[str, str]:
+    host, sep, arch = text.partition("=")
+    if not sep or not host or arch not in images.ARCHES:
+        raise argparse.ArgumentTypeError(f"{text!r}: give HOST=ARCH, ARCH one of {', '.join(images.ARCHES)}")
+    return host, arch
 
 
 def parser() -> argparse.ArgumentParser:
@@ -50,6 +58,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--subnet", help="lab network, a /24 (default: derived from the name)")
     up.add_argument("--bare", action="store_true", help="nodes without a Docker engine")
     up.add_argument("--arch", default=images.HOST_ARCH, choices=images.ARCHES, help="node architecture")
+    up.add_argument("--arch-of", action="append", default=[], metavar="HOST=ARCH", type=host_arch,
+                    help="another architecture for one host (arm64, armhf: emulated with qemu-user); repeatable")
     up.add_argument("--instance-config", type=Path, help="also write molecule's instance config to this file")
     up.add_argument("--ssh", action="store_true",
                     help="also the user's way in: a pi user with sudo on every node, a key pair, known_hosts and "
@@ -78,7 +88,8 @@ def parser() -> argparse.ArgumentParser:
                        "keeps pki/consul; default: the lab's own)")
     watch.add_argument("--max-seconds", type=float, default=1800, help="stop after this long anyway (default 1800)")
     img = sub.add_parser("images", help="the node and app images").add_subparsers(dest="images", required=True)
-    build = img.add_parser("build", help="build the images on this host (cached by recipe)")
+    build = img.add_parser("build", help="build the images on this host (cached by recipe); for arm64 or armhf the "
+                           "node images under emulation and Consul cross-compiled")
     build.add_argument("--arch", default=images.HOST_ARCH, choices=images.ARCHES)
     load = with_name(img.add_parser("load", help="copy the app images into a lab's nodes"))
     load.add_argument("--image", action="append", default=[], help="only this image (debian, proxy-base, demo-web)")
@@ -90,6 +101,7 @@ def parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     if args.command == "up":
         provision.up(lab_name(args), args.masters, args.nodes, subnet=args.subnet, bare=args.bare, arch=args.arch,
+                     arches=dict(args.arch_of),
                      instance_config=args.instance_config, ssh_user=args.controller_user if args.ssh else None,
                      sudo_password=args.sudo_password)
     elif args.command == "user-run":
@@ -111,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
         print(report.summary())
     elif args.images == "build":
         images.build(args.arch)
+        if args.arch != images.HOST_ARCH:  # what the lab's consul role copies to such nodes
+            emulation.build_consul(Path(inventory.consul_binary(args.arch)), args.arch, ROOT / "tools" / "consul")
     elif args.images == "load":
         images.load(Lab(lab_name(args)), args.image)
     elif args.images == "names":

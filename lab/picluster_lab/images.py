@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import emulation
 from ._common import CACHE, LabError, docker, say
 
 if TYPE_CHECKING:
@@ -296,17 +297,23 @@ def recipe(family: Family, arch: str) -> str:
         family.tar_excludes,
         [(d.name, d.base, d.dockerfile, d.files) for d in family.derived],
     ]
+    if arch != HOST_ARCH:
+        # Only for foreign architectures, so the host's images keep their recipe.
+        parts.append(emulation.recipe_parts())
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def check_arch(arch: str) -> None:
+def check_arch(arch: str, family: Family | None = None) -> None:
     if arch not in ARCHES:
         raise LabError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHES)}")
-    if arch != HOST_ARCH:
-        raise LabError(
-            f"{arch} images need debootstrap under qemu-user emulation (qemu-user-static, binfmt_misc), "
-            f"which the lab does not set up yet; this host builds {HOST_ARCH}"
-        )
+    if arch != HOST_ARCH and family is not None and family is not NODE:
+        raise LabError(f"only the node images are built for {arch} (emulated nodes); the {family.name} images "
+                       f"are {HOST_ARCH}'s")
+
+
+def foreign(arches: object) -> tuple[str, ...]:
+    """The architectures among ``arches`` that run emulated on this host, sorted."""
+    return tuple(sorted({a for a in arches if a != HOST_ARCH}))  # type: ignore[attr-defined]
 
 
 def tags(item: Layer | Derived, family: Family, arch: str = HOST_ARCH) -> list[str]:
@@ -358,13 +365,18 @@ def make_tarballs(family: Family, arch: str) -> None:
                 debootstrap(rootfs, layer.packages, arch)
             else:
                 chroot_install(rootfs, layer.packages)
-            for step in (*layer.steps, *family.finish):
+            for step in (*emulation.steps_for(arch, layer.packages), *layer.steps, *family.finish):
                 step(rootfs)
             pack(rootfs, tarball(layer, family, arch), family.tar_excludes)
 
 
-def docker_import(tar: Path, names: list[str], changes: tuple[str, ...]) -> None:
+PLATFORMS = {"amd64": "linux/amd64", "arm64": "linux/arm64", "armhf": "linux/arm/v7"}
+
+
+def docker_import(tar: Path, names: list[str], changes: tuple[str, ...], arch: str = HOST_ARCH) -> None:
     cmd = ["docker", "import"]
+    if arch != HOST_ARCH:  # what the image says it holds (`docker image inspect`)
+        cmd += ["--platform", PLATFORMS[arch]]
     for change in changes:
         cmd += ["-c", change]
     with tar.open("rb") as fh:
@@ -401,14 +413,22 @@ def build_family(family: Family, arch: str) -> None:
     else:
         make_tarballs(family, arch)
     for layer in family.layers:
-        docker_import(tarball(layer, family, arch), tags(layer, family, arch), layer.changes)
+        docker_import(tarball(layer, family, arch), tags(layer, family, arch), layer.changes, arch)
     for item in family.derived:
         build_derived(item, family, arch)
     say(f"images: {family.name}: built {', '.join(wanted)} in {time.monotonic() - t0:.0f}s")
 
 
 def build(arch: str = HOST_ARCH, families: tuple[Family, ...] = FAMILIES) -> None:
-    check_arch(arch)
+    """Build (or find) the images of ``arch``: every family for the host's,
+    the node family only for an emulated one (its interpreters set up first)."""
+    if arch != HOST_ARCH:
+        families = tuple(f for f in families if f is NODE)
+    for family in families:
+        check_arch(arch, family)
+    if arch != HOST_ARCH:
+        for done in emulation.ensure_interpreters((arch,)).values():
+            say(f"images: {arch}: interpreter {done}")
     try:
         for family in families:
             build_family(family, arch)
@@ -475,11 +495,12 @@ def prune() -> None:
     """Remove cached tarballs and images of other recipes (other checkouts'
     included: they share this engine and this cache)."""
     current = {tarball(la, fam, HOST_ARCH).name for fam in FAMILIES for la in fam.layers}
+    current |= {tarball(la, NODE, arch).name for arch in ARCHES for la in NODE.layers}
     for tar in IMAGES.glob("*.tar"):
         if tar.name not in current:
             tar.unlink()
             say(f"images: removed {tar}")
-    keep = {tag for current_tags in names().values() for tag in current_tags}
+    keep = {tag for arch in ARCHES for current_tags in names(arch).values() for tag in current_tags}
     for repo in {t.split(":", 1)[0] for t in keep}:
         listed = docker("images", repo, "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
         old = [t for t in listed if t not in keep]

@@ -30,6 +30,8 @@ class Host:
     group: str  # "masters" or "nodes"
     address: str
     container: str
+    arch: str = ""  # dpkg's name of an emulated node's architecture; "" for this host's
+
 
 
 @dataclass(frozen=True)
@@ -140,16 +142,33 @@ def host_names(masters: int, nodes: int) -> list[tuple[str, str]]:
     return names + [(f"node{i}", "nodes") for i in range(1, nodes + 1)]
 
 
-def plan(lab: str, masters: int, nodes: int, subnet: str) -> list[Host]:
+def plan(lab: str, masters: int, nodes: int, subnet: str, arches: dict[str, str] | None = None) -> list[Host]:
+    """The lab's hosts; ``arches`` gives some of them an emulated architecture (name -> dpkg's name)."""
+    arches = arches or {}
+    unknown = sorted(set(arches) - {name for name, _group in host_names(masters, nodes)})
+    if unknown:
+        raise LabError(f"--arch-of names hosts this lab does not have: {', '.join(unknown)}")
     net = ipaddress.ip_network(subnet)
     if net.num_addresses < 256:
         raise LabError(f"subnet {subnet} is too small; give a /24 or larger")
     base = int(net.network_address)
     # Like the seed: the first master at .101, everyone after it.
     return [
-        Host(name, group, str(ipaddress.ip_address(base + 101 + i)), container_name(lab, name))
+        Host(name, group, str(ipaddress.ip_address(base + 101 + i)), container_name(lab, name), arches.get(name, ""))
         for i, (name, group) in enumerate(host_names(masters, nodes))
     ]
+
+
+def consul_binary(arch: str = "") -> str:
+    """The Consul binary the lab's consul role copies: the one built for this
+    host, or for an emulated node the one cross-compiled beside it (-arm64, -armhf)."""
+    host = os.environ.get("PICLUSTER_CONSUL_BIN", "/var/cache/picluster/consul/consul-1.22.3")
+    return f"{host}-{arch}" if arch else host
+
+
+def host_settings(h: Host) -> dict[str, Any]:
+    """Per-host variables: an emulated node's architecture and its Consul binary."""
+    return {"picluster_lab_arch": h.arch, "consul_binary_local_path": consul_binary(h.arch)} if h.arch else {}
 
 
 def lab_settings(subnet: str, hosts: list[Host]) -> dict[str, Any]:
@@ -157,7 +176,7 @@ def lab_settings(subnet: str, hosts: list[Host]) -> dict[str, Any]:
     vip = vip_for(subnet, sum(h.group == "masters" for h in hosts))
     return {
         # No download in the lab: the consul role copies the binary we build.
-        "consul_binary_local_path": os.environ.get("PICLUSTER_CONSUL_BIN", "/var/cache/picluster/consul/consul-1.22.3"),
+        "consul_binary_local_path": consul_binary(),
         # No registry either: the proxy and the dashboard build on the
         # base image that `python3 lab images load` puts on the masters.
         "reverse_proxy_base_image": "picluster/proxy-base:latest",
@@ -184,6 +203,7 @@ def render(
             "ansible_host": h.container,
             "picluster_address": h.address,
             "picluster_lab_container": h.container,
+            **host_settings(h),
         }
     record: dict[str, Any] = {"name": lab, "network": network, "subnet": subnet, "image": image}
     if ssh:
@@ -203,7 +223,8 @@ def render_ssh(lab: str, subnet: str, hosts: list[Host], ssh: SshAccess) -> str:
     host keys checked against the known_hosts file `up` wrote."""
     groups: dict[str, dict[str, Any]] = {g: {"hosts": {}} for g in GROUPS}
     for h in hosts:
-        groups[h.group]["hosts"][h.name] = {"ansible_host": h.address, "picluster_address": h.address}
+        groups[h.group]["hosts"][h.name] = {"ansible_host": h.address, "picluster_address": h.address,
+                                            **host_settings(h)}
     top_vars = {
         "ansible_connection": "ssh",
         "ansible_user": ssh.user,
@@ -250,7 +271,8 @@ def parse(text: str, path: Path) -> Inventory:
     hosts = tuple(
         sorted(
             (
-                Host(name, group, hv["picluster_address"], hv["picluster_lab_container"])
+                Host(name, group, hv["picluster_address"], hv["picluster_lab_container"],
+                     hv.get("picluster_lab_arch", ""))
                 for name, (group, hv) in found.items()
             ),
             key=lambda h: ipaddress.ip_address(h.address),

@@ -14,12 +14,14 @@ import shutil
 import time
 from pathlib import Path
 
-from . import images, inventory, ssh
+from . import emulation, images, inventory, ssh
 from ._common import LABEL, STATE, LabError, docker, say
 from .inventory import Host
 from .watch import end_running_watch
 
 BOOT_TIMEOUT = 120
+# An emulated node's systemd and engine start several times slower.
+EMULATED_BOOT_TIMEOUT = 360
 NODE_RUN_FLAGS = [
     "--cap-add=ALL", "--cap-drop=SYS_RESOURCE",
     "--security-opt", "seccomp=unconfined",
@@ -30,8 +32,13 @@ NODE_RUN_FLAGS = [
     "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
     "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
     "-v", "/lib/modules:/lib/modules:ro",
-    "--stop-signal", "SIGRTMIN+3",
 ]
+
+
+def stop_flags(arch: str) -> list[str]:
+    """How `docker stop` asks the node's systemd to shut down: SIGRTMIN+3, which
+    an emulated systemd receives as another number (emulation.run_flags)."""
+    return emulation.run_flags(arch) if arch and arch != images.HOST_ARCH else ["--stop-signal", "SIGRTMIN+3"]
 
 
 def existing_hosts(lab: str) -> set[str]:
@@ -86,7 +93,7 @@ def start_node(lab: str, host: Host, image: str, network: str) -> None:
         # A host directory, so the node's engine runs overlay2 (overlay on overlay fails).
         "-v", f"{data}:/var/lib/docker",
         "-v", f"{hosts_file}:/etc/hosts",
-        *NODE_RUN_FLAGS, image,
+        *NODE_RUN_FLAGS, *stop_flags(host.arch), image,
     )
 
 
@@ -103,7 +110,8 @@ def boot_hint(host: Host) -> str:
 
 def wait_booted(host: Host, need_engine: bool) -> str:
     """Wait for systemd (and the engine); return systemd's state."""
-    deadline = time.monotonic() + BOOT_TIMEOUT
+    limit = EMULATED_BOOT_TIMEOUT if host.arch and host.arch != images.HOST_ARCH else BOOT_TIMEOUT
+    deadline = time.monotonic() + limit
     state = ""
     while time.monotonic() < deadline:
         state = docker("exec", host.container, "systemctl", "is-system-running", check=False, timeout=30).stdout.strip()
@@ -112,7 +120,7 @@ def wait_booted(host: Host, need_engine: bool) -> str:
         time.sleep(1)
     else:
         raise LabError(
-            f"{host.name}: systemd did not finish booting within {BOOT_TIMEOUT}s (state {state!r}){boot_hint(host)}; "
+            f"{host.name}: systemd did not finish booting within {limit}s (state {state!r}){boot_hint(host)}; "
             f"see `docker logs {host.container}`"
         )
     if state == "degraded":
@@ -125,7 +133,7 @@ def wait_booted(host: Host, need_engine: bool) -> str:
                 return state
             time.sleep(1)
         raise LabError(
-            f"{host.name}: its Docker engine did not answer within {BOOT_TIMEOUT}s; "
+            f"{host.name}: its Docker engine did not answer within {limit}s; "
             f"see `docker exec {host.container} journalctl -u docker`"
         )
     return state
@@ -139,17 +147,32 @@ def up(
     subnet: str | None = None,
     bare: bool = False,
     arch: str = images.HOST_ARCH,
+    arches: dict[str, str] | None = None,
     instance_config: Path | None = None,
     ssh_user: str | None = None,
     sudo_password: bool = False,
 ) -> Path:
     """Start (or complete) the lab and write its inventory; return the inventory's path.
     With ssh_user (the controller user who will run Ansible), also the user's
-    way in: a `pi` user on every node and an SSH inventory (see ssh.py)."""
+    way in: a `pi` user on every node and an SSH inventory (see ssh.py).
+    ``arches`` gives single hosts another architecture than ``arch`` (emulated
+    ARM nodes: host name -> arm64 or armhf)."""
     t0 = time.monotonic()
-    image = images.node_image(bare=bare, arch=arch)
-    if not images.present(image):
-        raise LabError(f"node image {image} is not built; run `python3 lab images build` (or scripts/setup.sh images)")
+    wanted_arches = {name: arch for name, _group in inventory.host_names(masters, nodes)}
+    wanted_arches.update(arches or {})
+    node_images = {}
+    for a in sorted(set(wanted_arches.values())):
+        node_images[a] = images.node_image(bare=bare, arch=a)
+        if not images.present(node_images[a]):
+            flag = "" if a == images.HOST_ARCH else f" --arch {a}"
+            raise LabError(f"node image {node_images[a]} is not built; run `python3 lab images build{flag}` "
+                           "(or scripts/setup.sh images)")
+        if a != images.HOST_ARCH:
+            emulation.ensure_interpreters((a,))
+            if not Path(inventory.consul_binary(a)).is_file():
+                raise LabError(f"no Consul binary for {a} at {inventory.consul_binary(a)}; run "
+                               f"`python3 lab images build --arch {a}` (or scripts/setup.sh images)")
+    image = node_images[arch]
     wanted = {name for name, _group in inventory.host_names(masters, nodes)}
     extra = existing_hosts(lab) - wanted
     if extra:
@@ -157,10 +180,11 @@ def up(
             f"lab '{lab}' already has hosts {sorted(extra)} not in this plan; run `python3 lab down --name {lab}` first"
         )
     network, taken = ensure_network(lab, subnet or inventory.derived_subnet(lab), pinned=bool(subnet))
-    hosts = inventory.plan(lab, masters, nodes, taken)
-    say(f"lab {lab}: {len(hosts)} nodes on {network} ({taken}) from {image}")
+    foreign_arches = {n: a for n, a in wanted_arches.items() if a != images.HOST_ARCH}
+    hosts = inventory.plan(lab, masters, nodes, taken, foreign_arches)
+    say(f"lab {lab}: {len(hosts)} nodes on {network} ({taken}) from {', '.join(node_images.values())}")
     for h in hosts:
-        start_node(lab, h, image, network)
+        start_node(lab, h, node_images[h.arch or images.HOST_ARCH], network)
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(hosts)) as pool:
         states = list(pool.map(lambda h: wait_booted(h, not bare), hosts))
     access = ssh.setup(lab, taken, hosts, controller_user=ssh_user, sudo_password=sudo_password) if ssh_user else None
@@ -170,7 +194,7 @@ def up(
         instance_config.parent.mkdir(parents=True, exist_ok=True)
         instance_config.write_text(inventory.instance_config(hosts))
     for h, s in zip(hosts, states):
-        print(f"    {h.name:<8} {h.group:<8} {h.address:<15} systemd {s}")
+        print(f"    {h.name:<8} {h.group:<8} {h.address:<15} {h.arch or images.HOST_ARCH:<6} systemd {s}")
     say(f"lab {lab}: up in {time.monotonic() - t0:.0f}s; inventory {path}")
     return path
 

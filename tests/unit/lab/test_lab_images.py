@@ -1,11 +1,12 @@
-"""Image recipes: tags follow the recipe, foreign architectures are named but not built yet."""
+"""Image recipes: tags follow the recipe; foreign architectures get the emulation's steps and names."""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
-from picluster_lab import LabError, images
+from picluster_lab import LabError, emulation, images, provision
 
 
 def test_node_images_carry_sshd_and_keepalived_where_later_issues_need_them():
@@ -28,10 +29,47 @@ def test_tags_follow_the_recipe():
     assert images.recipe(images.NODE, "arm64") != h
 
 
-def test_foreign_architectures_have_their_own_names_but_are_not_built_yet():
+def test_foreign_architectures_have_their_own_names_and_the_emulations_steps():
     other = "arm64" if images.HOST_ARCH != "arm64" else "armhf"
     assert images.tags(images.NODE.layers[1], images.NODE, other)[1] == f"picluster/node-{other}:latest"
-    with pytest.raises(LabError, match="qemu-user"):
-        images.node_image(arch=other)
+    assert images.node_image(arch=other).startswith(f"picluster/node-{other}:")
+    bare, node = images.NODE.layers
+    assert emulation.steps_for(images.HOST_ARCH, node.packages) == ()
+    assert emulation.steps_for(other, bare.packages) == (emulation.systemd_under_emulation,)
+    assert emulation.steps_for(other, node.packages) == (emulation.systemd_under_emulation,
+                                                         emulation.native_engine_helpers)
     with pytest.raises(LabError, match="unknown architecture"):
         images.check_arch("mips")
+    with pytest.raises(LabError, match="only the node images"):
+        images.check_arch(other, images.APP)
+
+
+def test_the_hosts_recipe_does_not_depend_on_the_emulation(monkeypatch: pytest.MonkeyPatch):
+    """Editing the emulation rebuilds the emulated images only, never the host's."""
+    other = "arm64" if images.HOST_ARCH != "arm64" else "armhf"
+    host, foreign = images.recipe(images.NODE, images.HOST_ARCH), images.recipe(images.NODE, other)
+    monkeypatch.setattr(emulation, "recipe_parts", lambda: ["something else"])
+    assert images.recipe(images.NODE, images.HOST_ARCH) == host
+    assert images.recipe(images.NODE, other) != foreign
+
+
+def test_emulated_nodes_stop_on_the_signal_their_systemd_sees():
+    other = "arm64" if images.HOST_ARCH != "arm64" else "armhf"
+    assert provision.stop_flags("") == ["--stop-signal", "SIGRTMIN+3"]
+    assert provision.stop_flags(images.HOST_ARCH) == ["--stop-signal", "SIGRTMIN+3"]
+    assert provision.stop_flags(other) == ["--stop-signal", "39"]
+
+
+def test_binfmt_entries_are_read_as_the_kernel_writes_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    (tmp_path / "picluster-arm").write_text("enabled\ninterpreter /cache/qemu/arm-binfmt-P\nflags: PF\n"
+                                            "offset 0\nmagic 7f454c46\nmask ffffffff\n")
+    monkeypatch.setattr(emulation, "BINFMT", tmp_path)
+    entry = emulation.binfmt_entry("picluster-arm")
+    assert entry["state"] == "enabled" and entry["interpreter"] == "/cache/qemu/arm-binfmt-P"
+    assert entry["flags"] == "PF"
+    assert emulation.binfmt_entry("absent") == {}
+
+
+def test_unknown_architectures_are_named_with_the_choices():
+    with pytest.raises(LabError, match="arm64, armhf"):
+        emulation.arch_info("mips")

@@ -86,3 +86,23 @@ def test_the_mitogen_overlay_moves_every_host_and_only_the_connection():
     text = inventory.mitogen_overlay(list(hosts))
     body = json.loads(text.split("\n", 2)[2])  # after the YAML header and its comment
     assert body == {"all": {"hosts": {h.name: {"ansible_connection": "docker"} for h in hosts}}}
+
+
+def test_emulated_hosts_get_their_architecture_and_consul_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PICLUSTER_CONSUL_BIN", "/cache/consul/consul-1.22.3")
+    arches = {"node1": "armhf", "node2": "arm64"}
+    hosts = inventory.plan("t", masters=1, nodes=2, subnet="10.213.61.0/24", arches=arches)
+    assert [h.arch for h in hosts] == ["", "armhf", "arm64"]
+    path = inventory.write(tmp_path, "t", network="picluster-t", subnet="10.213.61.0/24", image="img:1", hosts=hosts)
+    doc = json.loads("\n".join(line for line in path.read_text().splitlines() if not line.startswith(("#", "---"))))
+    nodes = doc["all"]["children"]["cluster"]["children"]["nodes"]["hosts"]
+    assert nodes["node1"]["consul_binary_local_path"] == "/cache/consul/consul-1.22.3-armhf"
+    assert nodes["node2"]["picluster_lab_arch"] == "arm64"
+    assert "picluster_lab_arch" not in doc["all"]["children"]["cluster"]["children"]["masters"]["hosts"]["master"]
+    assert doc["all"]["vars"]["consul_binary_local_path"] == "/cache/consul/consul-1.22.3"
+    assert [h.arch for h in inventory.read(tmp_path, "t").hosts] == ["", "armhf", "arm64"]
+
+
+def test_an_architecture_for_a_host_the_lab_lacks_is_refused():
+    with pytest.raises(LabError, match="node7"):
+        inventory.plan("t", masters=1, nodes=2, subnet="10.213.61.0/24", arches={"node7": "arm64"})
