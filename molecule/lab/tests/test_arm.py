@@ -71,7 +71,7 @@ def branches(tmp_path_factory) -> dict[str, list[str]]:
     book.write_text(BRANCHES_PLAYBOOK)
     run = LAB.playbook(book, logs=logs, timeout=900)
     assert run.returncode == 0, run.output[-4000:]
-    found = {m[0]: m[1:] for m in re.findall(r"BRANCHES (\S+) (\S+) (\S+) (\S+) (\S+)", run.output)}
+    found = {m[0]: list(m[1:]) for m in re.findall(r"BRANCHES (\S+) (\S+) (\S+) (\S+) (\S+)", run.output)}
     assert sorted(found) == sorted(ARCHES), run.output[-4000:]
     return found
 
@@ -109,14 +109,14 @@ def test_every_node_ready_in_the_swarm_and_alive_in_consul():
 
 def test_swarm_knows_each_nodes_platform():
     """What the swarm schedules by (a service's platform constraint): the engines' own report."""
-    arches = LAB.sh(LAB.first_master(), ["sh", "-c", "docker node ls -q | xargs docker node inspect -f "
+    arches = LAB.sh(LAB.first_master, ["sh", "-c", "docker node ls -q | xargs docker node inspect -f "
                                          "'{{.Description.Hostname}} {{.Description.Platform.Architecture}}'"])
     assert dict(line.split() for line in arches.splitlines()) == {
         "master": "x86_64", "node1": "armv7l", "node2": "aarch64"}
 
 
 def test_overlay_network_spans_the_arm_nodes():
-    net = LAB.sh(LAB.first_master(), ["docker", "network", "inspect", "-f", "{{.Driver}} {{.Scope}}", "my-net"])
+    net = LAB.sh(LAB.first_master, ["docker", "network", "inspect", "-f", "{{.Driver}} {{.Scope}}", "my-net"])
     assert net.split() == ["overlay", "swarm"]
 
 
@@ -127,3 +127,31 @@ def test_no_emulation_trace_in_the_roles():
     hits = [str(p) for root in roots for p in root.rglob("*")
             if p.is_file() and words.search(p.read_text(errors="ignore"))]
     assert not hits, hits
+
+
+def node_image_of(host: str, program: str) -> str:
+    """A one-program image made on the node from its own files (no registry is reachable): of its architecture."""
+    tag = f"arm-probe-{program}:1"
+    LAB.sh(host, ["sh", "-c", f"tar -C / -ch usr/bin/{program} $(ldd /usr/bin/{program} | grep -o '/[^ ]*' | "
+                  f"sort -u | sed 's#^/##') | docker import - {tag} >/dev/null"], timeout=180)
+    return tag
+
+
+@pytest.mark.parametrize("host", ["node1", "node2"])
+def test_containers_on_arm_nodes_talk_over_the_overlay(host):
+    """A container of the node's own architecture on my-net answers the master's across the overlay (VXLAN)."""
+    name = "arm-overlay-probe"
+    sleeper = node_image_of(host, "sleep")
+    LAB.sh(host, ["sh", "-c", f"docker rm -f {name} >/dev/null 2>&1; docker run -d --name {name} --network my-net "
+                  f"{sleeper} /usr/bin/sleep 600 >/dev/null"], timeout=180)
+    try:
+        arch = LAB.sh(host, ["docker", "image", "inspect", "-f", "{{.Architecture}}", sleeper]).strip()
+        assert arch == {"node1": "arm", "node2": "arm64"}[host]
+        ip = LAB.sh(host, ["docker", "inspect", "-f", '{{(index .NetworkSettings.Networks "my-net").IPAddress}}',
+                           name]).strip()
+        pinger = node_image_of(LAB.first_master, "ping")
+        out = LAB.run(LAB.first_master, ["docker", "run", "--rm", "--network", "my-net", pinger, "/usr/bin/ping",
+                                           "-c", "2", "-W", "5", ip], timeout=120)
+        assert out.returncode == 0 and " 0% packet loss" in out.stdout, out.stdout + out.stderr
+    finally:
+        LAB.run(host, ["docker", "rm", "-f", name], timeout=120)
