@@ -296,6 +296,11 @@ class Lab:
             raise LabError(f"{host}: `{shown}` failed ({proc.returncode}): {output}")
         return proc.stdout
 
+    def container_address(self, host: str, container: str, network: str) -> str:
+        """The address a container on `host` has on one of its Docker networks (an overlay's, say)."""
+        fmt = "{{(index .NetworkSettings.Networks " + json.dumps(network) + ").IPAddress}}"
+        return self.sh(host, ["docker", "inspect", "-f", fmt, container]).strip()
+
     def docker_api_from(self, host: str, container: str, socket_path: str,
                         asks: Sequence[tuple[str, str]]) -> dict[str, Any]:
         """From inside `container` on `host` (with its own python3 and user):

@@ -147,8 +147,7 @@ def test_containers_on_arm_nodes_talk_over_the_overlay(host):
     try:
         arch = LAB.sh(host, ["docker", "image", "inspect", "-f", "{{.Architecture}}", sleeper]).strip()
         assert arch == {"node1": "arm", "node2": "arm64"}[host]
-        ip = LAB.sh(host, ["docker", "inspect", "-f", '{{(index .NetworkSettings.Networks "my-net").IPAddress}}',
-                           name]).strip()
+        ip = LAB.container_address(host, name, "my-net")
         pinger = node_image_of(LAB.first_master, "ping")
         out = LAB.run(LAB.first_master, ["docker", "run", "--rm", "--network", "my-net", pinger, "/usr/bin/ping",
                                            "-c", "2", "-W", "5", ip], timeout=120)
