@@ -3,8 +3,7 @@
 node1 is armhf (32-bit userland, as Raspberry Pi OS on a Pi Zero to Pi 4) and
 node2 arm64; both run emulated (docs/lab.md) and neither the roles nor these
 checks know it. converge.yml ran site.yml --tags base,docker,consul,swarm,overlay
-on all three with Ansible's default strategy; the first test runs it again under
-Mitogen, which must change nothing.
+on all three under Mitogen; the first test runs it again, which must change nothing.
 """
 
 from __future__ import annotations
@@ -55,7 +54,7 @@ CORE_TAGS = "base,docker,consul,swarm,overlay"
 
 
 def test_second_run_changes_nothing(tmp_path):
-    """The idempotence step, under Mitogen (one Python per host instead of one per task)."""
+    """The idempotence step, under Mitogen as the converge (one Python per host instead of one per task)."""
     run = LAB.ansible(["ansible-playbook", str(SITE), "--tags", CORE_TAGS], mitogen=True, logs=tmp_path,
                       timeout=1200)
     assert run.returncode == 0, run.output[-4000:]
