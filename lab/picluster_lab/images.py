@@ -311,11 +311,6 @@ def check_arch(arch: str, family: Family | None = None) -> None:
                        f"are {HOST_ARCH}'s")
 
 
-def foreign(arches: object) -> tuple[str, ...]:
-    """The architectures among ``arches`` that run emulated on this host, sorted."""
-    return tuple(sorted({a for a in arches if a != HOST_ARCH}))  # type: ignore[attr-defined]
-
-
 def tags(item: Layer | Derived, family: Family, arch: str = HOST_ARCH) -> list[str]:
     """The recipe tag first, then the stable one. Foreign architectures get a
     repository of their own (picluster/node-arm64) so stable tags never clash."""

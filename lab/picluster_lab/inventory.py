@@ -33,7 +33,6 @@ class Host:
     arch: str = ""  # dpkg's name of an emulated node's architecture; "" for this host's
 
 
-
 @dataclass(frozen=True)
 class SshAccess:
     """The user's way into a lab (`up --ssh`): SSH to `user`, who may sudo, from

@@ -38,7 +38,7 @@ NODE_RUN_FLAGS = [
 def stop_flags(arch: str) -> list[str]:
     """How `docker stop` asks the node's systemd to shut down: SIGRTMIN+3, which
     an emulated systemd receives as another number (emulation.run_flags)."""
-    return emulation.run_flags(arch) if arch and arch != images.HOST_ARCH else ["--stop-signal", "SIGRTMIN+3"]
+    return (emulation.run_flags(arch) if arch else []) or ["--stop-signal", "SIGRTMIN+3"]
 
 
 def existing_hosts(lab: str) -> set[str]:
@@ -110,7 +110,7 @@ def boot_hint(host: Host) -> str:
 
 def wait_booted(host: Host, need_engine: bool) -> str:
     """Wait for systemd (and the engine); return systemd's state."""
-    limit = EMULATED_BOOT_TIMEOUT if host.arch and host.arch != images.HOST_ARCH else BOOT_TIMEOUT
+    limit = EMULATED_BOOT_TIMEOUT if host.arch else BOOT_TIMEOUT  # plan() sets arch on emulated hosts only
     deadline = time.monotonic() + limit
     state = ""
     while time.monotonic() < deadline:
@@ -167,11 +167,12 @@ def up(
             flag = "" if a == images.HOST_ARCH else f" --arch {a}"
             raise LabError(f"node image {node_images[a]} is not built; run `python3 lab images build{flag}` "
                            "(or scripts/setup.sh images)")
-        if a != images.HOST_ARCH:
-            emulation.ensure_interpreters((a,))
-            if not Path(inventory.consul_binary(a)).is_file():
-                raise LabError(f"no Consul binary for {a} at {inventory.consul_binary(a)}; run "
-                               f"`python3 lab images build --arch {a}` (or scripts/setup.sh images)")
+        if a != images.HOST_ARCH and not Path(inventory.consul_binary(a)).is_file():
+            raise LabError(f"no Consul binary for {a} at {inventory.consul_binary(a)}; run "
+                           f"`python3 lab images build --arch {a}` (or scripts/setup.sh arm)")
+    foreign_arches = {n: a for n, a in wanted_arches.items() if a != images.HOST_ARCH}
+    if foreign_arches:  # one check of the host's set-up for all of them
+        emulation.ensure_interpreters(tuple(sorted(set(foreign_arches.values()))))
     image = node_images[arch]
     wanted = {name for name, _group in inventory.host_names(masters, nodes)}
     extra = existing_hosts(lab) - wanted
@@ -180,7 +181,6 @@ def up(
             f"lab '{lab}' already has hosts {sorted(extra)} not in this plan; run `python3 lab down --name {lab}` first"
         )
     network, taken = ensure_network(lab, subnet or inventory.derived_subnet(lab), pinned=bool(subnet))
-    foreign_arches = {n: a for n, a in wanted_arches.items() if a != images.HOST_ARCH}
     hosts = inventory.plan(lab, masters, nodes, taken, foreign_arches)
     say(f"lab {lab}: {len(hosts)} nodes on {network} ({taken}) from {', '.join(node_images.values())}")
     for h in hosts:
