@@ -82,21 +82,24 @@ stage_integration() {
   return "$rc"
 }
 
-# Scenarios run in two lanes at once: most of a scenario's time is waiting
-# (on docker exec round trips, booting nodes, TTLs, failovers), so two lanes
-# keep the two cores busy. The cluster scenario, the longest, has lane A to
-# itself; lane B starts with the emulated ARM nodes (lab) while the cluster
-# is still converging. MOLECULE_LANES=1 runs them one after the other, in the
-# order of the lanes.
-MOLECULE_LANE_A=${MOLECULE_LANE_A:-cluster}
-MOLECULE_LANE_B=${MOLECULE_LANE_B:-lab base base_oldest docker docker_bare proxy swarm}
+# Scenarios run in two lanes at once, of about the same length. The machine
+# is CPU-bound either way (2 cores, load 8 to 11 with lanes, 3 to 4 without),
+# but scenarios that wait (TTLs, failovers, boots) overlap with ones that
+# compute: in CI, lanes took 2515 s where the scenarios alone add up to about
+# 2700 s. The cluster scenario, the longest (about 1900 s beside another),
+# leads lane A; lane B starts with the emulated ARM nodes (lab). Each
+# scenario's step times are printed after it (scripts/step_times.py).
+# MOLECULE_LANES=1 runs them one after the other, in the order of the lanes.
+MOLECULE_LANE_A=${MOLECULE_LANE_A:-cluster proxy base_oldest}
+MOLECULE_LANE_B=${MOLECULE_LANE_B:-lab base docker docker_bare swarm}
 
 run_scenarios() {
   local s rc=0 t0
   for s in "$@"; do
     say "molecule scenario $s"
     t0=$(now)
-    if molecule test -s "$s"; then
+    # pipefail: molecule's exit status, whatever step_times.py does.
+    if molecule test -s "$s" 2>&1 | python3 "$PICLUSTER_ROOT/scripts/step_times.py"; then
       say "molecule scenario $s passed in $(( $(now) - t0 ))s (load $(cut -d' ' -f1-3 /proc/loadavg))"
     else
       say "molecule scenario $s FAILED after $(( $(now) - t0 ))s"; rc=1

@@ -165,9 +165,20 @@ def consul_binary(arch: str = "") -> str:
     return f"{host}-{arch}" if arch else host
 
 
+# How long Ansible may take to reach an emulated node (ansible_timeout; Mitogen
+# reads it as its connect timeout). Ansible's 10 s default is met natively, but
+# an emulated Python (and Mitogen's bootstrap in it) started at load 10 took
+# longer in CI: "Connection timed out" on the armhf node.
+EMULATED_CONNECT_TIMEOUT = 120
+
+
 def host_settings(h: Host) -> dict[str, Any]:
-    """Per-host variables: an emulated node's architecture and its Consul binary."""
-    return {"picluster_lab_arch": h.arch, "consul_binary_local_path": consul_binary(h.arch)} if h.arch else {}
+    """Per-host variables: an emulated node's architecture, its Consul binary and
+    a connect timeout that an emulated Python can meet under load."""
+    if not h.arch:
+        return {}
+    return {"picluster_lab_arch": h.arch, "consul_binary_local_path": consul_binary(h.arch),
+            "ansible_timeout": EMULATED_CONNECT_TIMEOUT}
 
 
 def lab_settings(subnet: str, hosts: list[Host]) -> dict[str, Any]:

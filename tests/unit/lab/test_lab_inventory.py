@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from picluster_lab import LabError, inventory, molecule_lab_name
 
 
@@ -101,6 +102,21 @@ def test_emulated_hosts_get_their_architecture_and_consul_binary(tmp_path: Path,
     assert "picluster_lab_arch" not in doc["all"]["children"]["cluster"]["children"]["masters"]["hosts"]["master"]
     assert doc["all"]["vars"]["consul_binary_local_path"] == "/cache/consul/consul-1.22.3"
     assert [h.arch for h in inventory.read(tmp_path, "t").hosts] == ["", "armhf", "arm64"]
+    # Emulated nodes wait longer to be reached; the host's own keep Ansible's default.
+    assert nodes["node1"]["ansible_timeout"] == nodes["node2"]["ansible_timeout"] == inventory.EMULATED_CONNECT_TIMEOUT
+    assert "ansible_timeout" not in doc["all"]["children"]["cluster"]["children"]["masters"]["hosts"]["master"]
+
+
+def test_the_arm_scenario_gives_its_emulated_nodes_what_the_lab_inventory_does():
+    """molecule/lab writes its own host_vars (molecule's inventory, not the lab's): the same settings."""
+    scenario = yaml.safe_load((Path(__file__).resolve().parents[3] / "molecule" / "lab" / "molecule.yml").read_text())
+    host_vars = scenario["provisioner"]["inventory"]["host_vars"]
+    for platform in scenario["platforms"]:
+        if "picluster_arch" not in platform:
+            continue
+        settings = host_vars[platform["name"]]
+        assert settings["ansible_timeout"] == inventory.EMULATED_CONNECT_TIMEOUT, platform
+        assert settings["consul_binary_local_path"].endswith("}}-" + platform["picluster_arch"]), platform
 
 
 def test_an_architecture_for_a_host_the_lab_lacks_is_refused():
