@@ -141,12 +141,19 @@ def host_names(masters: int, nodes: int) -> list[tuple[str, str]]:
     return names + [(f"node{i}", "nodes") for i in range(1, nodes + 1)]
 
 
+def check_arches(masters: int, nodes: int, arches: dict[str, str]) -> None:
+    """Refuse --arch-of for a host the lab will not have (before anything is made for it)."""
+    names = [name for name, _group in host_names(masters, nodes)]
+    unknown = sorted(set(arches) - set(names))
+    if unknown:
+        raise LabError(f"--arch-of names hosts this lab does not have: {', '.join(unknown)} "
+                       f"(its hosts: {', '.join(names)})")
+
+
 def plan(lab: str, masters: int, nodes: int, subnet: str, arches: dict[str, str] | None = None) -> list[Host]:
     """The lab's hosts; ``arches`` gives some of them an emulated architecture (name -> dpkg's name)."""
     arches = arches or {}
-    unknown = sorted(set(arches) - {name for name, _group in host_names(masters, nodes)})
-    if unknown:
-        raise LabError(f"--arch-of names hosts this lab does not have: {', '.join(unknown)}")
+    check_arches(masters, nodes, arches)
     net = ipaddress.ip_network(subnet)
     if net.num_addresses < 256:
         raise LabError(f"subnet {subnet} is too small; give a /24 or larger")

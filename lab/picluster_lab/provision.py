@@ -158,6 +158,7 @@ def up(
     ``arches`` gives single hosts another architecture than ``arch`` (emulated
     ARM nodes: host name -> arm64 or armhf)."""
     t0 = time.monotonic()
+    inventory.check_arches(masters, nodes, arches or {})  # before a network or node is made
     wanted_arches = {name: arch for name, _group in inventory.host_names(masters, nodes)}
     wanted_arches.update(arches or {})
     node_images = {}

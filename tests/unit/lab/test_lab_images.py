@@ -73,3 +73,14 @@ def test_binfmt_entries_are_read_as_the_kernel_writes_them(tmp_path: Path, monke
 def test_unknown_architectures_are_named_with_the_choices():
     with pytest.raises(LabError, match="arm64, armhf"):
         emulation.arch_info("mips")
+
+
+def test_up_refuses_an_unknown_arch_host_before_making_anything(monkeypatch: pytest.MonkeyPatch):
+    """`up --arch-of node7=arm64` on a lab of two nodes: refused before a network or node exists."""
+    def made(*_args, **_kwargs):
+        raise AssertionError("up went on to make the lab's network")
+
+    monkeypatch.setattr(provision, "ensure_network", made)
+    monkeypatch.setattr(images, "present", lambda _image: True)
+    with pytest.raises(LabError, match=r"node7 \(its hosts: master, node1, node2\)"):
+        provision.up("t", masters=1, nodes=2, arches={"node7": "arm64"})
