@@ -299,6 +299,20 @@ class Lab:
             raise LabError(f"{host}: `{shown}` failed ({proc.returncode}): {output}")
         return proc.stdout
 
+    @staticmethod
+    def program_image_command(program: str, tag: str) -> str:
+        """A shell command that, on a node, imports a one-program image `tag` made of
+        /usr/bin/<program> and the libraries ldd names: of the node's own
+        architecture, with no registry (none is reachable from the lab)."""
+        return (f"tar -C / -ch usr/bin/{program} $(ldd /usr/bin/{program} | grep -o '/[^ ]*' | sort -u"
+                f" | sed 's#^/##') | docker import - {tag} >/dev/null")
+
+    def program_image(self, host: str, program: str) -> str:
+        """Import the one-program image (program_image_command) on `host`; return its tag."""
+        tag = f"lab-probe-{program}:1"
+        self.sh(host, ["sh", "-c", self.program_image_command(program, tag)], timeout=180)
+        return tag
+
     def container_address(self, host: str, container: str, network: str) -> str:
         """The address a container on `host` has on one of its Docker networks (an overlay's, say)."""
         fmt = "{{(index .NetworkSettings.Networks " + json.dumps(network) + ").IPAddress}}"

@@ -128,19 +128,11 @@ def test_no_emulation_trace_in_the_roles():
     assert not hits, hits
 
 
-def node_image_of(host: str, program: str) -> str:
-    """A one-program image made on the node from its own files (no registry is reachable): of its architecture."""
-    tag = f"arm-probe-{program}:1"
-    LAB.sh(host, ["sh", "-c", f"tar -C / -ch usr/bin/{program} $(ldd /usr/bin/{program} | grep -o '/[^ ]*' | "
-                  f"sort -u | sed 's#^/##') | docker import - {tag} >/dev/null"], timeout=180)
-    return tag
-
-
 @pytest.mark.parametrize("host", ["node1", "node2"])
 def test_containers_on_arm_nodes_talk_over_the_overlay(host):
     """A container of the node's own architecture on my-net answers the master's across the overlay (VXLAN)."""
     name = "arm-overlay-probe"
-    sleeper = node_image_of(host, "sleep")
+    sleeper = LAB.program_image(host, "sleep")
     # A worker's first attachment to an attachable overlay asks a manager for an
     # address; under the suite's load an emulated engine can miss docker's
     # deadline for that ("attaching to network failed ... context deadline
@@ -156,7 +148,7 @@ def test_containers_on_arm_nodes_talk_over_the_overlay(host):
         arch = LAB.sh(host, ["docker", "image", "inspect", "-f", "{{.Architecture}}", sleeper]).strip()
         assert arch == {"node1": "arm", "node2": "arm64"}[host]
         ip = LAB.container_address(host, name, "my-net")
-        pinger = node_image_of(LAB.first_master, "ping")
+        pinger = LAB.program_image(LAB.first_master, "ping")
         out = LAB.run(LAB.first_master, ["docker", "run", "--rm", "--network", "my-net", pinger, "/usr/bin/ping",
                                            "-c", "2", "-W", "5", ip], timeout=120)
         assert out.returncode == 0 and " 0% packet loss" in out.stdout, out.stdout + out.stderr

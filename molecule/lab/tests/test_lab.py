@@ -22,10 +22,8 @@ def test_engine_answers(host):
 def test_engine_runs_containers(host):
     # No registry is reachable: build a tiny image from the node's own files
     # (echo and the libraries ldd names, of whatever architecture the node is).
-    out = host.run(
-        "tar -C / -ch usr/bin/echo $(ldd /usr/bin/echo | grep -o '/[^ ]*' | sort -u | sed 's#^/##')"
-        " | docker import - lab-probe:1 >/dev/null && docker run --rm lab-probe:1 /usr/bin/echo ok"
-    )
+    image = Lab.program_image_command("echo", "lab-probe:1")
+    out = host.run(f"{image} && docker run --rm lab-probe:1 /usr/bin/echo ok")
     assert out.rc == 0 and out.stdout.strip() == "ok", out.stderr
 
 
