@@ -4,6 +4,7 @@ node1 is armhf (32-bit userland, as Raspberry Pi OS on a Pi Zero to Pi 4) and
 node2 arm64; both run emulated (docs/lab.md) and neither the roles nor these
 checks know it. converge.yml ran site.yml --tags base,docker,consul,swarm,overlay
 on all three under Mitogen; the first test runs it again, which must change nothing.
+This is the suite's run of the roles under Mitogen (docs/speed.md): cold and again.
 """
 
 from __future__ import annotations
@@ -61,6 +62,14 @@ def test_second_run_changes_nothing(tmp_path):
     assert sorted(run.recap) == sorted(ARCHES), run.recap
     assert run.total("changed") == 0, run.recap
     assert run.total("failed") == run.total("unreachable") == 0, run.recap
+
+
+def test_mitogen_took_over_the_connection(tmp_path):
+    """Mitogen's own action plugin answers only under its strategy, with the transport it runs each host on."""
+    run = LAB.ansible(["ansible", "all", "-m", "mitogen_get_stack"], mitogen=True, logs=tmp_path, timeout=600)
+    assert run.returncode == 0, run.output[-4000:]
+    # "method: docker" in YAML results, '"method": "docker"' in JSON ones.
+    assert len(re.findall(r"\bmethod\W+docker\b", run.output)) == len(ARCHES), run.output[-4000:]
 
 
 @pytest.fixture(scope="module")
