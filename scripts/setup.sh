@@ -125,11 +125,26 @@ step_arm() {
   # the node images of arm64 and armhf, Consul cross-compiled for each. Not
   # part of `all` (`make lab` needs none of it); `make test` runs it. Cold, it
   # takes tens of minutes (a patched qemu, two emulated debootstraps); cached
-  # by recipe afterwards.
-  local a
+  # by recipe afterwards. The emulated debootstraps keep about one core busy,
+  # so Consul's cross-compiles run beside them: on 2 cores, cold, that saved
+  # about 10 minutes (2026-11-29).
+  local a pid log="$PICLUSTER_CACHE/consul-cross-compile.log"
+  mkdir -p "$PICLUSTER_CACHE"
+  (
+    for a in arm64 armhf; do
+      PICLUSTER_CONSUL_BIN=$CONSUL_BIN python3 "$PICLUSTER_ROOT/lab" images consul --arch "$a" || exit 1
+    done
+  ) >"$log" 2>&1 &
+  pid=$!
   for a in arm64 armhf; do
-    PICLUSTER_CONSUL_BIN=$CONSUL_BIN python3 "$PICLUSTER_ROOT/lab" images build --arch "$a" || die "the $a lab images could not be built (see above)"
+    PICLUSTER_CONSUL_BIN=$CONSUL_BIN python3 "$PICLUSTER_ROOT/lab" images build --arch "$a" --no-consul \
+      || { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; die "the $a lab images could not be built (see above)"; }
   done
+  if ! wait "$pid"; then
+    cat "$log" >&2
+    die "Consul could not be cross-compiled for the ARM nodes (its output is above, and in $log)"
+  fi
+  cat "$log"
 }
 
 main() {

@@ -10,7 +10,8 @@
     state   [--name N | --scenario S]   the nodes, swarm, networks, services, membership, proxy, dashboard
     down    [--name N | --scenario S]
     inventory [--name N | --scenario S] print the lab's inventory directory (for ansible-playbook -i)
-    images  build [--arch A] | load [--name N | --scenario S] [--image I]... | names | prune
+    images  build [--arch A [--no-consul]] | consul --arch A | load [--name N | --scenario S] [--image I]...
+            | names | prune
     watch   [--name N | --scenario S] [--inventory DIR] [--max-seconds 1800]
             poll membership every 0.5 s until build/reports/<lab>-watch.stop appears, then write
             build/reports/<lab>-watch.json
@@ -91,6 +92,10 @@ def parser() -> argparse.ArgumentParser:
     build = img.add_parser("build", help="build the images on this host (cached by recipe); for arm64 or armhf the "
                            "node images under emulation and Consul cross-compiled")
     build.add_argument("--arch", default=images.HOST_ARCH, choices=images.ARCHES)
+    build.add_argument("--no-consul", action="store_true", help="the images only (`images consul` builds Consul)")
+    consul = img.add_parser("consul", help="only Consul cross-compiled for arm64 or armhf (beside the host's "
+                            "binary; a present one is kept)")
+    consul.add_argument("--arch", required=True, choices=[a for a in images.ARCHES if a != images.HOST_ARCH])
     load = with_name(img.add_parser("load", help="copy the app images into a lab's nodes"))
     load.add_argument("--image", action="append", default=[], help="only this image (debian, proxy-base, demo-web)")
     img.add_parser("names", help="print each image's tags")
@@ -123,8 +128,10 @@ def run(args: argparse.Namespace) -> int:
         print(report.summary())
     elif args.images == "build":
         images.build(args.arch)
-        if args.arch != images.HOST_ARCH:  # what the lab's consul role copies to such nodes
+        if args.arch != images.HOST_ARCH and not args.no_consul:  # what the lab's consul role copies to such nodes
             emulation.build_consul(Path(inventory.consul_binary(args.arch)), args.arch, ROOT / "tools" / "consul")
+    elif args.images == "consul":
+        emulation.build_consul(Path(inventory.consul_binary(args.arch)), args.arch, ROOT / "tools" / "consul")
     elif args.images == "load":
         images.load(Lab(lab_name(args)), args.image)
     elif args.images == "names":
