@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from picluster_lab import LabError, emulation, images, provision
+from picluster_lab import LabError, cli, emulation, images, provision
 
 
 def test_node_images_carry_sshd_and_keepalived_where_later_issues_need_them():
@@ -84,3 +84,22 @@ def test_up_refuses_an_unknown_arch_host_before_making_anything(monkeypatch: pyt
     monkeypatch.setattr(images, "present", lambda _image: True)
     with pytest.raises(LabError, match=r"node7 \(its hosts: master, node1, node2\)"):
         provision.up("t", masters=1, nodes=2, arches={"node7": "arm64"})
+
+
+@pytest.mark.parametrize(("argv", "built", "compiled"), [
+    (["images", "build", "--arch", "armhf"], ["armhf"], ["armhf"]),
+    (["images", "build", "--arch", "arm64", "--no-consul"], ["arm64"], []),
+    (["images", "consul", "--arch", "arm64"], [], ["arm64"]),
+])
+def test_images_and_consul_can_be_built_apart(monkeypatch: pytest.MonkeyPatch, argv, built, compiled):
+    """scripts/setup.sh arm cross-compiles Consul (`images consul`) beside the emulated image builds (--no-consul)."""
+    seen: dict[str, list[str]] = {"built": [], "compiled": []}
+    monkeypatch.setattr(images, "build", seen["built"].append)
+    monkeypatch.setattr(emulation, "build_consul", lambda dest, arch, tools: seen["compiled"].append(arch))
+    assert cli.run(cli.parser().parse_args(argv)) == 0
+    assert seen == {"built": built, "compiled": compiled}
+
+
+def test_consul_is_cross_compiled_for_arm_only():
+    with pytest.raises(SystemExit):
+        cli.parser().parse_args(["images", "consul", "--arch", images.HOST_ARCH])
