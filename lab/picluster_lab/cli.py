@@ -103,6 +103,11 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def build_consul(arch: str) -> None:
+    """Consul cross-compiled for an emulated node: what the lab's consul role copies to it."""
+    emulation.build_consul(Path(inventory.consul_binary(arch)), arch, ROOT / "tools" / "consul")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.command == "up":
         provision.up(lab_name(args), args.masters, args.nodes, subnet=args.subnet, bare=args.bare, arch=args.arch,
@@ -128,10 +133,10 @@ def run(args: argparse.Namespace) -> int:
         print(report.summary())
     elif args.images == "build":
         images.build(args.arch)
-        if args.arch != images.HOST_ARCH and not args.no_consul:  # what the lab's consul role copies to such nodes
-            emulation.build_consul(Path(inventory.consul_binary(args.arch)), args.arch, ROOT / "tools" / "consul")
+        if args.arch != images.HOST_ARCH and not args.no_consul:
+            build_consul(args.arch)
     elif args.images == "consul":
-        emulation.build_consul(Path(inventory.consul_binary(args.arch)), args.arch, ROOT / "tools" / "consul")
+        build_consul(args.arch)
     elif args.images == "load":
         images.load(Lab(lab_name(args)), args.image)
     elif args.images == "names":
