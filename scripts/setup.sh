@@ -125,9 +125,9 @@ step_arm() {
   # the node images of arm64 and armhf, Consul cross-compiled for each. Not
   # part of `all` (`make lab` needs none of it); `make test` runs it. Cold, it
   # takes tens of minutes (a patched qemu, two emulated debootstraps); cached
-  # by recipe afterwards. The emulated debootstraps keep about one core busy,
-  # so Consul's cross-compiles run beside them: on 2 cores, cold, that saved
-  # about 10 minutes (2026-11-29).
+  # by recipe afterwards. The emulated debootstraps keep about one core busy
+  # (load near 1.5 for 17 minutes on a fresh machine, 2026-11-29), so Consul's
+  # cross-compiles run beside them; this step as written was not timed cold.
   local a pid log="$PICLUSTER_CACHE/consul-cross-compile.log"
   mkdir -p "$PICLUSTER_CACHE"
   (
