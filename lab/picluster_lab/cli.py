@@ -3,7 +3,8 @@
     up      [--name N | --scenario S] [--masters 1] [--nodes 5] [--subnet CIDR] [--bare] [--arch A]
             [--arch-of HOST=A]... (emulated ARM nodes: A is arm64 or armhf; docs/lab.md)
             [--instance-config FILE] [--ssh [--controller-user U] [--sudo-password]]
-    user-run [--name N | --scenario S] [--playbook P]... [--settings FILE] [--leave-out LIB]... [-- ARGS]
+    user-run [--name N | --scenario S] [--playbook P]... [--settings FILE] [--leave-out LIB]... [--mitogen]
+             [-- ARGS]
             as the controller user, over SSH, from the tarball: site.yml and the demo by default
     check   [--name N | --scenario S]   each node answers `docker info` and reaches the others
     status  [--name N | --scenario S]   the nodes
@@ -77,6 +78,9 @@ def parser() -> argparse.ArgumentParser:
     user.add_argument("--settings", type=Path, help="a YAML file of settings, put in the inventory's group_vars/all/")
     user.add_argument("--leave-out", action="append", default=[], metavar="LIB",
                       help="a library of requirements.txt to leave out of the controller's venv")
+    user.add_argument("--mitogen", action="store_true",
+                      help="run under Mitogen's mitogen_linear strategy, installed beside requirements.txt "
+                           "(docs/speed.md)")
     user.add_argument("args", nargs=argparse.REMAINDER, help="after --: more ansible-playbook arguments")
     for command, text in (("check", "each node answers `docker info` and reaches the others"),
                           ("status", "the nodes"), ("state", "the nodes and the cluster on them"),
@@ -117,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "user-run":
         extra = args.args[1:] if args.args[:1] == ["--"] else args.args
         done = Lab(lab_name(args)).user_run(args.playbook or controller.PLAYBOOKS, extra, settings=args.settings,
-                                            leave_out=args.leave_out, echo=True)
+                                            leave_out=args.leave_out, mitogen=args.mitogen, echo=True)
         return done.returncode
     elif args.command == "down":
         provision.down(lab_name(args))

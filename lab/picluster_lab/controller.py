@@ -15,7 +15,11 @@ What a user does on a laptop, done for a lab brought up with `up --ssh`:
   --offline -r requirements.yml` confirms they satisfy it;
 * `ansible-playbook -i inventory/hosts.yml picluster.swarm.site
   picluster.swarm.demo` as that user, in its directory, with an environment
-  of its own (nothing of root's, nor of the checkout's ansible.cfg).
+  of its own (nothing of root's, nor of the checkout's ansible.cfg);
+* with `mitogen`, the venv also holds Mitogen and the run sets the two
+  variables docs/speed.md tells users to set (ANSIBLE_STRATEGY and
+  ANSIBLE_STRATEGY_PLUGINS into the venv's ansible_mitogen): Mitogen over
+  SSH and sudo, as a user opts in to it.
 """
 
 from __future__ import annotations
@@ -47,12 +51,16 @@ STEP_TIMEOUT = 900  # a pip install from PyPI, a tarball build, a collection ins
 # The user's ansible.cfg: the fresh collections path, pipelining (sudo on
 # Raspberry Pi OS does not require a tty), forks for a six-Pi cluster, and SSH
 # control sockets of this lab's own (a lab brought down and up again must not
-# reuse a connection to a node that is gone).
+# reuse a connection to a node that is gone). A connect timeout of 30 s, as
+# docs/speed.md advises for Mitogen: it counts its bootstrap on the node
+# (Python started, its core sent) in that timeout, which a busy or slow Pi can
+# take longer than Ansible's default 10 s to finish.
 ANSIBLE_CFG = """\
 [defaults]
 collections_path = {directory}/collections
 interpreter_python = auto_silent
 forks = 10
+timeout = 30
 
 [ssh_connection]
 pipelining = True
@@ -160,6 +168,19 @@ def without(requirements: str, leave_out: Iterable[str]) -> str:
     return "\n".join(kept) + "\n"
 
 
+def mitogen_requirement() -> str:
+    """The Mitogen release the checkout pins (requirements-dev.txt), the one docs/speed.md names."""
+    pins = re.findall(r"^mitogen==\S+", (ROOT / "requirements-dev.txt").read_text(), re.M)
+    if len(pins) != 1:
+        raise LabError(f"requirements-dev.txt pins mitogen {len(pins)} times; it must pin it once (mitogen==X.Y.Z)")
+    return pins[0]
+
+
+def with_mitogen(requirements: str) -> str:
+    """requirements.txt and Mitogen, as docs/speed.md has a user install it beside them."""
+    return f"{requirements.rstrip()}\n# Mitogen, the optional strategy (docs/speed.md)\n{mitogen_requirement()}\n"
+
+
 def controller_venv(requirements: str) -> Path:
     """A venv with only these requirements, made once per content and shared
     (root makes it, everyone may read it); pip downloads from PyPI."""
@@ -261,6 +282,7 @@ class Controller:
     access: SshAccess
     venv: Path
     tarball: Path
+    mitogen: bool = False
 
     @property
     def directory(self) -> Path:
@@ -276,7 +298,16 @@ class Controller:
             "HOME": user.pw_dir, "USER": user.pw_name, "LOGNAME": user.pw_name, "LANG": "C.UTF-8",
             "PATH": f"{self.venv}/bin:/usr/local/bin:/usr/bin:/bin",
             "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
+            **(self.mitogen_env() if self.mitogen else {}),
         }
+
+    def mitogen_env(self) -> dict[str, str]:
+        """docs/speed.md's two variables: Mitogen's strategy, found inside the venv's ansible_mitogen."""
+        found = sorted(self.venv.glob("lib/python3*/site-packages/ansible_mitogen/plugins/strategy"))
+        if len(found) != 1:
+            raise LabError(f"{self.venv} holds {len(found)} ansible_mitogen strategy directories, not one; "
+                           f"remove the venv to have it made again")
+        return {"ANSIBLE_STRATEGY": "mitogen_linear", "ANSIBLE_STRATEGY_PLUGINS": str(found[0])}
 
     def run(self, argv: Sequence[str], *, timeout: float = STEP_TIMEOUT,
             echo: bool = False) -> subprocess.CompletedProcess[str]:
@@ -303,10 +334,11 @@ class Controller:
         return done
 
 
-def prepare(access: SshAccess, *, leave_out: Sequence[str] = (), settings: Path | None = None) -> Controller:
+def prepare(access: SshAccess, *, leave_out: Sequence[str] = (), settings: Path | None = None,
+            mitogen: bool = False) -> Controller:
     """The controller user's directory made ready: ansible.cfg, the scenario's
-    settings as group_vars, the venv, and a fresh collections path with the
-    requirements and the collection from its tarball."""
+    settings as group_vars, the venv (with Mitogen too, when asked), and a fresh
+    collections path with the requirements and the collection from its tarball."""
     t0 = time.monotonic()
     user = ensure_user(access.controller_user)
     if user.pw_uid == 0:
@@ -325,11 +357,12 @@ def prepare(access: SshAccess, *, leave_out: Sequence[str] = (), settings: Path 
     tarball = build_tarball(directory / "dist")
     requirements = shipped_file(tarball, "requirements.txt")
     (directory / "requirements.yml").write_text(shipped_file(tarball, "requirements.yml"))
-    venv = controller_venv(without(requirements, leave_out))
+    requirements = without(requirements, leave_out)
+    venv = controller_venv(with_mitogen(requirements) if mitogen else requirements)
     shutil.rmtree(directory / "collections", ignore_errors=True)
     (directory / "collections").mkdir()
     chown_tree(directory, user)
-    controller = Controller(access, venv, tarball)
+    controller = Controller(access, venv, tarball, mitogen)
     names = json.loads(checked(controller.run(
         ["python3", "-c", "import json, sys, yaml; "
          "print(json.dumps([c['name'] for c in yaml.safe_load(open(sys.argv[1]))['collections']]))",
@@ -341,7 +374,7 @@ def prepare(access: SshAccess, *, leave_out: Sequence[str] = (), settings: Path 
             "checking the installed collections against requirements.yml")
     checked(controller.run([*galaxy, str(tarball)]), f"installing {tarball.name}")
     say(f"controller {access.controller_user}: {tarball.name} and {', '.join(names)} installed, venv "
-        f"{venv.name}, in {time.monotonic() - t0:.0f}s")
+        f"{venv.name}{' (with Mitogen)' if mitogen else ''}, in {time.monotonic() - t0:.0f}s")
     return controller
 
 

@@ -373,13 +373,15 @@ class Lab:
         proc = docker("inspect", "-f", "{{.State.Running}}", self.container(host), check=False)
         return proc.stdout.strip() == "true"
 
-    def controller(self, *, settings: Path | None = None, leave_out: Sequence[str] = ()) -> controller.Controller:
+    def controller(self, *, settings: Path | None = None, leave_out: Sequence[str] = (),
+                   mitogen: bool = False) -> controller.Controller:
         """The lab's controller made ready the way a user sets one up (controller.py):
         the controller user's directory, a venv of requirements.txt only (less
-        `leave_out`), a fresh collections path with the collection from its tarball."""
+        `leave_out`; plus Mitogen, switched on, with `mitogen`), a fresh
+        collections path with the collection from its tarball."""
         if not self.ssh:
             raise LabError(f"lab '{self.name}' has no SSH access; bring it up with `python3 lab up --ssh`")
-        return controller.prepare(self.ssh, leave_out=leave_out, settings=settings)
+        return controller.prepare(self.ssh, leave_out=leave_out, settings=settings, mitogen=mitogen)
 
     def user_run(
         self,
@@ -388,13 +390,15 @@ class Lab:
         *,
         settings: Path | None = None,
         leave_out: Sequence[str] = (),
+        mitogen: bool = False,
         timeout: float = PLAYBOOK_TIMEOUT,
         echo: bool = False,
     ) -> subprocess.CompletedProcess[str]:
         """Run playbooks the way a user does: as the controller user, over SSH to pi,
-        with the collection from its tarball. Never raises on ansible-playbook's
-        exit code; its output (stdout and stderr together) is in .stdout."""
-        user = self.controller(settings=settings, leave_out=leave_out)
+        with the collection from its tarball (under Mitogen with `mitogen`). Never
+        raises on ansible-playbook's exit code; its output (stdout and stderr
+        together) is in .stdout."""
+        user = self.controller(settings=settings, leave_out=leave_out, mitogen=mitogen)
         return user.playbook(playbooks, args, timeout=timeout, echo=echo)
 
     # -- the cluster on the lab ----------------------------------------------------

@@ -13,6 +13,7 @@ import json
 import re
 
 from picluster_lab import REPORTS, DrillFailed, DrillLimits, DrillRun, Lab, secret_scan
+from picluster_lab.controller import recap
 from scenario_settings import DRAIN_BOUND_S, REACTIVATE_BOUND_S, RECONCILE, TTL
 
 LAB = Lab.from_env()
@@ -22,6 +23,30 @@ DEMO_HOST = "demo.picluster.lab"
 # The test's limits: tight enough to catch a slow failover on a loaded 2-core machine.
 LIMITS = DrillLimits(detect_s=TTL + 20, reschedule_s=120, rejoin_s=180, max_requests=600, max_traffic_s=300)
 DETECTION_BOUND_S = TTL + 15
+
+
+def test_second_run_under_mitogen_over_ssh_changes_nothing():
+    """The idempotence step: site.yml and the demo again as the user ran them (over SSH, sudo on the nodes),
+    with Mitogen switched on the way docs/speed.md tells users to. Nothing may change, on any host."""
+    run = LAB.user_run(args=["--diff"], mitogen=True, timeout=1800)
+    output = run.stdout + run.stderr
+    (REPORTS / "cluster-second-run-mitogen.log").write_text(output)
+    assert run.returncode == 0, output[-4000:]
+    counts = recap(run.stdout)
+    assert sorted(counts) == sorted(HOSTS), counts
+    for host, count in counts.items():
+        assert count["changed"] == count["failed"] == count["unreachable"] == 0, (host, count)
+    assert "Traceback" not in output
+
+
+def test_mitogen_ran_over_ssh_and_sudo():
+    """Mitogen's own action answers only under its strategy, with its connection stack for each host:
+    SSH to pi, then sudo (the inventory's become)."""
+    user = LAB.controller(mitogen=True)
+    run = user.run(["ansible", "all", "-i", str(user.inventory), "-b", "-m", "mitogen_get_stack"], timeout=900)
+    assert run.returncode == 0, run.stdout[-4000:]
+    for method in ("ssh", "sudo"):
+        assert len(re.findall(rf"\bmethod\W+{method}\b", run.stdout)) == len(HOSTS), (method, run.stdout[-4000:])
 
 
 def test_six_swarm_nodes_ready_three_managers():

@@ -16,10 +16,10 @@ cluster whole.
 from __future__ import annotations
 
 import base64
-import re
 
 import pytest
 from picluster_lab import REPORTS, DrillFailed, DrillLimits, DrillRun, Lab, LabError
+from picluster_lab.controller import recap
 from scenario_settings import REACTIVATE_BOUND_S, TTL
 
 LAB = Lab.from_env()
@@ -124,13 +124,12 @@ def test_site_runs_again_with_a_master_powered_off():
     finally:
         LAB.start(off)
     (REPORTS / "site-with-a-master-off.log").write_text(run.stdout + run.stderr)
-    recap = {name: dict(re.findall(r"(\w+)=(\d+)", rest))
-             for name, rest in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", run.stdout, re.M)}
-    assert int(recap[off]["failed"]) + int(recap[off]["unreachable"]) > 0, recap
+    counts = recap(run.stdout)
+    assert counts[off]["failed"] + counts[off]["unreachable"] > 0, counts
     for host in LAB.hosts():
         if host != off:
-            counts = {k: int(v) for k, v in recap[host].items()}
-            assert counts["failed"] == counts["unreachable"] == counts["changed"] == 0, (host, counts)
+            assert counts[host]["failed"] == counts[host]["unreachable"] == counts[host]["changed"] == 0, (
+                host, counts[host])
     assert "Traceback" not in run.stdout + run.stderr
     LAB.wait_until(f"{off} alive in Consul, Ready and active in the swarm again",
                    lambda: LAB.member_state(off) == "alive"

@@ -64,6 +64,24 @@ def test_a_library_can_be_left_out_of_the_venv():
     assert controller.without(text, []) == text
 
 
+def test_mitogen_joins_the_venv_at_the_checkout_s_pin_and_docs_name_the_same():
+    pin = controller.mitogen_requirement()
+    assert pin.startswith("mitogen==") and pin.count(".") == 2
+    venv = controller.with_mitogen("ansible-core>=2.16,<2.20\nrequests>=2.25\n")
+    assert venv.splitlines()[:2] == ["ansible-core>=2.16,<2.20", "requests>=2.25"] and venv.endswith(f"\n{pin}\n")
+    assert f"pip install {pin}" in (controller.ROOT / "docs" / "speed.md").read_text()
+
+
+def test_mitogen_env_points_into_the_venv_and_names_a_broken_one(tmp_path: Path):
+    access = SshAccess(tmp_path, "picluster-ctl")
+    strategy = tmp_path / "lib" / "python3.11" / "site-packages" / "ansible_mitogen" / "plugins" / "strategy"
+    user = controller.Controller(access, tmp_path, tmp_path / "c.tar.gz", mitogen=True)
+    with pytest.raises(LabError, match=r"0 ansible_mitogen strategy directories.*remove the venv"):
+        user.mitogen_env()
+    strategy.mkdir(parents=True)
+    assert user.mitogen_env() == {"ANSIBLE_STRATEGY": "mitogen_linear", "ANSIBLE_STRATEGY_PLUGINS": str(strategy)}
+
+
 def test_offline_sources_follow_dependencies(tmp_path: Path):
     def bundled(name: str, deps: dict[str, str]) -> Path:
         path = tmp_path / name.replace(".", "/")
