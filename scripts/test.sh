@@ -91,7 +91,7 @@ stage_integration() {
 # step times are printed after it (scripts/step_times.py).
 # MOLECULE_LANES=1 runs them one after the other, in the order of the lanes.
 MOLECULE_LANE_A=${MOLECULE_LANE_A:-cluster proxy base_oldest}
-MOLECULE_LANE_B=${MOLECULE_LANE_B:-lab base docker docker_bare swarm}
+MOLECULE_LANE_B=${MOLECULE_LANE_B:-lab base docker swarm}
 
 run_scenarios() {
   local s rc=0 t0

@@ -1,4 +1,4 @@
-"""Role picluster.swarm.docker installs an engine on a bare node and serves it with TLS only."""
+"""Role picluster.swarm.docker installs an engine on the bare node (`bare`) and serves it with TLS only."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from picluster_lab import Lab
 
 LAB = Lab.from_env()
 PKI = LAB.pki_dir("docker")
-testinfra_hosts = LAB.testinfra_hosts()
+testinfra_hosts = [LAB.testinfra_spec("bare")]
 CLIENT_DIR = "/tmp/picluster-client"
 
 
