@@ -216,7 +216,10 @@ def _listen(settings: Settings, default: bool = False) -> list[str]:
     flag = " default_server" if default else ""
     lines = [] if redirects(settings) and not default else [f"    listen {settings.http_port}{flag};"]
     if settings.https_port:
-        lines.append(f"    listen {settings.https_port} ssl{flag};")
+        # In each server, not in the http context: there it would add to the
+        # protocols the base image's nginx.conf enables (Debian's lists TLSv1
+        # and TLSv1.1; nginx warns "duplicate value" and keeps them all).
+        lines += [f"    listen {settings.https_port} ssl{flag};", "    ssl_protocols TLSv1.2 TLSv1.3;"]
         if settings.hsts_max_age > 0 and not default:
             lines.append(f'    add_header Strict-Transport-Security "max-age={settings.hsts_max_age}" always;')
     return lines
@@ -255,7 +258,6 @@ def render(vhosts: Iterable[VirtualHost], settings: Settings) -> str:
         out += [
             f"ssl_certificate {settings.tls_certificate};",
             f"ssl_certificate_key {settings.tls_key};",
-            "ssl_protocols TLSv1.2 TLSv1.3;",
             "",
         ]
     # Unknown host names get a plain answer of our own, not nginx's error page

@@ -142,6 +142,16 @@ def test_render_with_tls_listens_on_both_ports():
     assert "ssl_certificate /t/cert.pem;" in text
 
 
+def test_render_with_tls_limits_the_protocols_in_every_tls_server():
+    """Server by server: in the http context the directive would add to what nginx.conf already enables."""
+    settings = gen.Settings(https_port=443, tls_certificate="/t/cert.pem", tls_key="/t/key.pem")
+    text = gen.render([gen.VirtualHost("web.example", ("web",), ("10.0.1.3:80",))], settings)
+    blocks = text.split("server {")
+    assert not any(line.startswith("ssl_protocols") for line in blocks[0].splitlines())
+    tls_blocks = [b for b in blocks[1:] if "ssl" in b.split("}")[0] and "listen 443" in b]
+    assert len(tls_blocks) == 2 and all("    ssl_protocols TLSv1.2 TLSv1.3;" in b for b in tls_blocks)
+
+
 def test_render_with_tls_redirects_plain_http_and_sends_hsts():
     settings = gen.Settings(https_port=443, tls_certificate="/t/cert.pem", tls_key="/t/key.pem", https_public_port=8443)
     text = gen.render([gen.VirtualHost("web.example", ("web",), ("10.0.1.3:80",)),
@@ -235,11 +245,13 @@ def test_nginx_accepts_the_rendered_text(tmp_path, tls):
         cert, key = _self_signed(tmp_path)
         settings = gen.Settings(http_port=8089, https_port=8449, tls_certificate=cert, tls_key=key)
     (tmp_path / "proxy.conf").write_text(gen.render(vhosts, settings))
+    # The http context as Debian's nginx.conf has it: its ssl_protocols, which still lists TLSv1 and TLSv1.1.
     (tmp_path / "nginx.conf").write_text(
         f"pid /tmp/nginx-test.pid; error_log stderr; events {{}}\n"
-        f"http {{ access_log off; include {tmp_path}/proxy.conf; }}\n")
+        f"http {{ access_log off; ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3; include {tmp_path}/proxy.conf; }}\n")
     proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
     assert proc.returncode == 0, proc.stderr
+    assert "[warn]" not in proc.stderr, proc.stderr
 
 
 class _FakeNginx:
