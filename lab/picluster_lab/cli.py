@@ -1,7 +1,7 @@
 """The lab's command line: `python3 lab <command>` from the checkout.
 
-    up      [--name N | --scenario S] [--masters 1] [--nodes 5] [--subnet CIDR] [--bare] [--arch A]
-            [--arch-of HOST=A]... (emulated ARM nodes: A is arm64 or armhf; docs/lab.md)
+    up      [--name N | --scenario S] [--masters 1] [--nodes 5] [--subnet CIDR] [--bare] [--bare-of HOST]...
+            [--arch A] [--arch-of HOST=A]... (emulated ARM nodes: A is arm64 or armhf; docs/lab.md)
             [--instance-config FILE] [--ssh [--controller-user U] [--sudo-password]]
     user-run [--name N | --scenario S] [--playbook P]... [--settings FILE] [--leave-out LIB]... [--mitogen]
              [-- ARGS]
@@ -59,6 +59,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--nodes", type=int, default=5, help="nodes besides the masters (default 5)")
     up.add_argument("--subnet", help="lab network, a /24 (default: derived from the name)")
     up.add_argument("--bare", action="store_true", help="nodes without a Docker engine")
+    up.add_argument("--bare-of", action="append", default=[], metavar="HOST",
+                    help="one host without a Docker engine (as --bare does for all); repeatable")
     up.add_argument("--arch", default=images.HOST_ARCH, choices=images.ARCHES, help="node architecture")
     up.add_argument("--arch-of", action="append", default=[], metavar="HOST=ARCH", type=host_arch,
                     help="another architecture for one host (arm64, armhf: emulated with qemu-user); repeatable")
@@ -114,7 +116,8 @@ def build_consul(arch: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "up":
-        provision.up(lab_name(args), args.masters, args.nodes, subnet=args.subnet, bare=args.bare, arch=args.arch,
+        provision.up(lab_name(args), args.masters, args.nodes, subnet=args.subnet, bare=args.bare,
+                     bare_hosts=args.bare_of, arch=args.arch,
                      arches=dict(args.arch_of),
                      instance_config=args.instance_config, ssh_user=args.controller_user if args.ssh else None,
                      sudo_password=args.sudo_password)

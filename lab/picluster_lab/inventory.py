@@ -12,6 +12,7 @@ import hashlib
 import ipaddress
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,10 +144,15 @@ def host_names(masters: int, nodes: int) -> list[tuple[str, str]]:
 
 def check_arches(masters: int, nodes: int, arches: dict[str, str]) -> None:
     """Refuse --arch-of for a host the lab will not have (before anything is made for it)."""
+    check_hosts(masters, nodes, arches, "--arch-of")
+
+
+def check_hosts(masters: int, nodes: int, asked: Iterable[str], option: str) -> None:
+    """Refuse an option that names a host the lab will not have (before anything is made for it)."""
     names = [name for name, _group in host_names(masters, nodes)]
-    unknown = sorted(set(arches) - set(names))
+    unknown = sorted(set(asked) - set(names))
     if unknown:
-        raise LabError(f"--arch-of names hosts this lab does not have: {', '.join(unknown)} "
+        raise LabError(f"{option} names hosts this lab does not have: {', '.join(unknown)} "
                        f"(its hosts: {', '.join(names)})")
 
 

@@ -12,6 +12,7 @@ import concurrent.futures
 import ipaddress
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from . import emulation, images, inventory, ssh
@@ -146,6 +147,7 @@ def up(
     *,
     subnet: str | None = None,
     bare: bool = False,
+    bare_hosts: Sequence[str] = (),
     arch: str = images.HOST_ARCH,
     arches: dict[str, str] | None = None,
     instance_config: Path | None = None,
@@ -156,17 +158,21 @@ def up(
     With ssh_user (the controller user who will run Ansible), also the user's
     way in: a `pi` user on every node and an SSH inventory (see ssh.py).
     ``arches`` gives single hosts another architecture than ``arch`` (emulated
-    ARM nodes: host name -> arm64 or armhf)."""
+    ARM nodes: host name -> arm64 or armhf); ``bare_hosts`` are single hosts
+    without an engine (``bare``: all of them)."""
     t0 = time.monotonic()
     inventory.check_arches(masters, nodes, arches or {})  # before a network or node is made
-    wanted_arches = {name: arch for name, _group in inventory.host_names(masters, nodes)}
+    inventory.check_hosts(masters, nodes, bare_hosts, "--bare-of")
+    names = [name for name, _group in inventory.host_names(masters, nodes)]
+    wanted_arches = dict.fromkeys(names, arch)
     wanted_arches.update(arches or {})
-    node_images = {}
-    for a in sorted(set(wanted_arches.values())):
-        node_images[a] = images.node_image(bare=bare, arch=a)
-        if not images.present(node_images[a]):
+    bare_of = {name: bare or name in bare_hosts for name in names}
+    node_images: dict[tuple[str, bool], str] = {}
+    for a, engineless in sorted(set(zip(wanted_arches.values(), bare_of.values()))):
+        node_images[a, engineless] = image_of = images.node_image(bare=engineless, arch=a)
+        if not images.present(image_of):
             flag = "" if a == images.HOST_ARCH else f" --arch {a}"
-            raise LabError(f"node image {node_images[a]} is not built; run `python3 lab images build{flag}` "
+            raise LabError(f"node image {image_of} is not built; run `python3 lab images build{flag}` "
                            "(or scripts/setup.sh images)")
         if a != images.HOST_ARCH and not Path(inventory.consul_binary(a)).is_file():
             raise LabError(f"no Consul binary for {a} at {inventory.consul_binary(a)}; run "
@@ -174,7 +180,7 @@ def up(
     foreign_arches = {n: a for n, a in wanted_arches.items() if a != images.HOST_ARCH}
     if foreign_arches:  # one check of the host's set-up for all of them
         emulation.ensure_interpreters(tuple(sorted(set(foreign_arches.values()))))
-    image = node_images[arch]
+    image = node_images[wanted_arches[names[0]], bare_of[names[0]]]  # the first master's, for the record
     wanted = {name for name, _group in inventory.host_names(masters, nodes)}
     extra = existing_hosts(lab) - wanted
     if extra:
@@ -183,11 +189,11 @@ def up(
         )
     network, taken = ensure_network(lab, subnet or inventory.derived_subnet(lab), pinned=bool(subnet))
     hosts = inventory.plan(lab, masters, nodes, taken, foreign_arches)
-    say(f"lab {lab}: {len(hosts)} nodes on {network} ({taken}) from {', '.join(node_images.values())}")
+    say(f"lab {lab}: {len(hosts)} nodes on {network} ({taken}) from {', '.join(sorted(set(node_images.values())))}")
     for h in hosts:
-        start_node(lab, h, node_images[h.arch or images.HOST_ARCH], network)
+        start_node(lab, h, node_images[wanted_arches[h.name], bare_of[h.name]], network)
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(hosts)) as pool:
-        states = list(pool.map(lambda h: wait_booted(h, not bare), hosts))
+        states = list(pool.map(lambda h: wait_booted(h, not bare_of[h.name]), hosts))
     access = ssh.setup(lab, taken, hosts, controller_user=ssh_user, sudo_password=sudo_password) if ssh_user else None
     path = inventory.write(inventory.default_inventory_dir(lab), lab, network=network, subnet=taken, image=image,
                            hosts=hosts, ssh=access)

@@ -10,7 +10,7 @@ from picluster_lab import Lab
 
 LAB = Lab.from_env()
 PKI = LAB.pki_dir("docker")
-testinfra_hosts = [LAB.testinfra_spec(h) for h in ("master", "node1")]  # bare: test_docker_bare.py
+testinfra_hosts = [LAB.testinfra_spec(h) for h in ("master", "node1")]  # node2 (bare): test_docker_bare.py
 CLIENT_DIR = "/tmp/picluster-client"
 
 

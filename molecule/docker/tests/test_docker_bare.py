@@ -1,4 +1,4 @@
-"""Role picluster.swarm.docker installs an engine on the bare node (`bare`) and serves it with TLS only."""
+"""Role picluster.swarm.docker installs an engine on the bare node (node2) and serves it with TLS only."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from picluster_lab import Lab
 
 LAB = Lab.from_env()
 PKI = LAB.pki_dir("docker")
-testinfra_hosts = [LAB.testinfra_spec("bare")]
+testinfra_hosts = [LAB.testinfra_spec("node2")]
 CLIENT_DIR = "/tmp/picluster-client"
 
 

@@ -86,6 +86,30 @@ def test_up_refuses_an_unknown_arch_host_before_making_anything(monkeypatch: pyt
         provision.up("t", masters=1, nodes=2, arches={"node7": "arm64"})
 
 
+def test_up_refuses_an_unknown_bare_host_before_making_anything(monkeypatch: pytest.MonkeyPatch):
+    def made(*_args, **_kwargs):
+        raise AssertionError("up went on to make the lab's network")
+
+    monkeypatch.setattr(provision, "ensure_network", made)
+    monkeypatch.setattr(images, "present", lambda _image: True)
+    with pytest.raises(LabError, match=r"--bare-of names hosts this lab does not have: bare \(its hosts: master, "):
+        provision.up("t", masters=1, nodes=2, bare_hosts=["bare"])
+
+
+def test_up_starts_only_the_bare_hosts_from_the_engineless_image(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    started, waited = {}, {}
+    monkeypatch.setattr(images, "present", lambda _image: True)
+    monkeypatch.setattr(provision, "existing_hosts", lambda _lab: set())
+    monkeypatch.setattr(provision, "ensure_network", lambda *_a, **_k: ("net", "10.9.8.0/24"))
+    monkeypatch.setattr(provision, "start_node", lambda _lab, host, image, _net: started.update({host.name: image}))
+    monkeypatch.setattr(provision, "wait_booted", lambda host, engine: waited.update({host.name: engine}) or "running")
+    monkeypatch.setattr(provision.inventory, "default_inventory_dir", lambda _lab: tmp_path)
+    provision.up("t", masters=1, nodes=2, bare_hosts=["node2"])
+    assert started == {"master": images.node_image(), "node1": images.node_image(),
+                       "node2": images.node_image(bare=True)}
+    assert waited == {"master": True, "node1": True, "node2": False}
+
+
 @pytest.mark.parametrize(("argv", "built", "compiled"), [
     (["images", "build", "--arch", "armhf"], ["armhf"], ["armhf"]),
     (["images", "build", "--arch", "arm64", "--no-consul"], ["arm64"], []),
