@@ -82,13 +82,14 @@ stage_integration() {
   return "$rc"
 }
 
-# Scenarios run in two lanes at once, of about the same length by CI's
-# figures of 2026-11-29 (lane B then took 2515 s, lane A 1924 s). The machine
-# is CPU-bound either way (2 cores; load 8 to 18 with lanes, 3 to 4 without),
-# and lanes have not been shown faster than running in turn: the scenarios
-# alone add up to about as long. The cluster scenario, the longest, leads
-# lane A; lane B starts with the emulated ARM nodes (lab). Each scenario's
-# step times are printed after it (scripts/step_times.py).
+# Scenarios run in two lanes at once, of about the same length by their
+# times alone on 2026-11-29 (cluster 1297 s, lab 488 s, docker 211 s; the
+# others from the lanes' figures). The machine is CPU-bound either way
+# (2 cores; load 8 to 18 with lanes, 3 to 8 without), and lanes have not been
+# shown faster than running in turn: the scenarios alone add up to about as
+# long. The cluster scenario, the longest, leads lane A; lane B starts with
+# the emulated ARM nodes (lab). Each scenario's step times are printed after
+# it (scripts/step_times.py).
 # MOLECULE_LANES=1 runs them one after the other, in the order of the lanes.
 MOLECULE_LANE_A=${MOLECULE_LANE_A:-cluster proxy base_oldest}
 MOLECULE_LANE_B=${MOLECULE_LANE_B:-lab base docker swarm}
