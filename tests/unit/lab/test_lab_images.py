@@ -75,25 +75,21 @@ def test_unknown_architectures_are_named_with_the_choices():
         emulation.arch_info("mips")
 
 
-def test_up_refuses_an_unknown_arch_host_before_making_anything(monkeypatch: pytest.MonkeyPatch):
-    """`up --arch-of node7=arm64` on a lab of two nodes: refused before a network or node exists."""
+@pytest.mark.parametrize(("asked", "message"), [
+    ({"arches": {"node7": "arm64"}}, r"--arch-of names hosts this lab does not have: node7 \(its hosts: master, node1"),
+    ({"bare_hosts": ["bare"]}, r"--bare-of names hosts this lab does not have: bare \(its hosts: master, node1"),
+], ids=["arch-of", "bare-of"])
+def test_up_refuses_a_host_the_lab_will_not_have_before_making_anything(monkeypatch: pytest.MonkeyPatch, asked,
+                                                                         message):
+    """`up --arch-of node7=arm64` (or `--bare-of bare`) on a lab of two nodes: refused before a network or node
+    exists."""
     def made(*_args, **_kwargs):
         raise AssertionError("up went on to make the lab's network")
 
     monkeypatch.setattr(provision, "ensure_network", made)
     monkeypatch.setattr(images, "present", lambda _image: True)
-    with pytest.raises(LabError, match=r"node7 \(its hosts: master, node1, node2\)"):
-        provision.up("t", masters=1, nodes=2, arches={"node7": "arm64"})
-
-
-def test_up_refuses_an_unknown_bare_host_before_making_anything(monkeypatch: pytest.MonkeyPatch):
-    def made(*_args, **_kwargs):
-        raise AssertionError("up went on to make the lab's network")
-
-    monkeypatch.setattr(provision, "ensure_network", made)
-    monkeypatch.setattr(images, "present", lambda _image: True)
-    with pytest.raises(LabError, match=r"--bare-of names hosts this lab does not have: bare \(its hosts: master, "):
-        provision.up("t", masters=1, nodes=2, bare_hosts=["bare"])
+    with pytest.raises(LabError, match=message):
+        provision.up("t", masters=1, nodes=2, **asked)
 
 
 def test_up_starts_only_the_bare_hosts_from_the_engineless_image(monkeypatch: pytest.MonkeyPatch, tmp_path):
