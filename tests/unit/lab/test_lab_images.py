@@ -76,8 +76,10 @@ def test_unknown_architectures_are_named_with_the_choices():
 
 
 @pytest.mark.parametrize(("asked", "message"), [
-    ({"arches": {"node7": "arm64"}}, r"--arch-of names hosts this lab does not have: node7 \(its hosts: master, node1"),
-    ({"bare_hosts": ["bare"]}, r"--bare-of names hosts this lab does not have: bare \(its hosts: master, node1"),
+    ({"arches": {"node7": "arm64"}},
+     r"--arch-of names hosts this lab does not have: node7 \(its hosts: master, node1, node2\)"),
+    ({"bare_hosts": ["bare"]},
+     r"--bare-of names hosts this lab does not have: bare \(its hosts: master, node1, node2\)"),
 ], ids=["arch-of", "bare-of"])
 def test_up_refuses_a_host_the_lab_will_not_have_before_making_anything(monkeypatch: pytest.MonkeyPatch, asked,
                                                                          message):
