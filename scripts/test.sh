@@ -86,12 +86,12 @@ stage_integration() {
 # times in the lanes on 2026-11-29 (cluster 1903 s, lab 1011 s, base 638 s,
 # swarm 639 s, docker 297 s, proxy 279 s, base_oldest 126 s: lane B was the
 # longer by 277 s, so docker and base_oldest swapped; the next run had
-# A 2582 s, B 2702 s, at a higher load). The machine is
-# CPU-bound either way (2 cores; load 6 to 18 with lanes, 3 to 8 without),
-# and lanes have not been shown faster than running in turn: the scenarios
-# alone add up to about as long. The cluster scenario, the longest, leads lane A; lane B starts with
-# the emulated ARM nodes (lab). Each scenario's step times are printed after
-# it (scripts/step_times.py).
+# A 2582 s, B 2702 s, at a higher load). The machine is CPU-bound either
+# way (2 cores; load 6 to 18 with lanes, 3 to 8 without), and lanes have not
+# been shown faster than running in turn: the scenarios alone add up to about
+# as long. The cluster scenario, the longest, leads lane A; lane B starts
+# with the emulated ARM nodes (lab). Each scenario's step times are printed
+# after it (scripts/step_times.py).
 # MOLECULE_LANES=1 runs them one after the other, in the order of the lanes.
 MOLECULE_LANE_A=${MOLECULE_LANE_A:-cluster proxy docker}
 MOLECULE_LANE_B=${MOLECULE_LANE_B:-lab base swarm base_oldest}

@@ -181,8 +181,7 @@ def up(
     if foreign_arches:  # one check of the host's set-up for all of them
         emulation.ensure_interpreters(tuple(sorted(set(foreign_arches.values()))))
     image = node_images[wanted_arches[names[0]], bare_of[names[0]]]  # the first master's, for the record
-    wanted = {name for name, _group in inventory.host_names(masters, nodes)}
-    extra = existing_hosts(lab) - wanted
+    extra = existing_hosts(lab) - set(names)
     if extra:
         raise LabError(
             f"lab '{lab}' already has hosts {sorted(extra)} not in this plan; run `python3 lab down --name {lab}` first"
