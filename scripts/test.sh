@@ -86,19 +86,16 @@ stage_integration() {
   return "$rc"
 }
 
-# Scenarios run in two lanes at once, of about the same length by their
-# times in the lanes on 2026-11-29 (cluster 1903 s, lab 1011 s, base 638 s,
-# swarm 639 s, docker 297 s, proxy 279 s, base_oldest 126 s: lane B was the
-# longer by 277 s, so docker and base_oldest swapped; the next run had
-# A 2582 s, B 2702 s, at a higher load). The machine is CPU-bound either
-# way (2 cores; load 6 to 18 with lanes, 3 to 8 without), and lanes have not
-# been shown faster than running in turn: the scenarios alone add up to about
-# as long. The cluster scenario, the longest, leads lane A; lane B starts
-# with the emulated ARM nodes (lab). Each scenario's step times are printed
-# after it (scripts/step_times.py).
-# MOLECULE_LANES=1 runs them one after the other, in the order of the lanes.
-MOLECULE_LANE_A=${MOLECULE_LANE_A:-cluster proxy docker}
-MOLECULE_LANE_B=${MOLECULE_LANE_B:-lab base swarm base_oldest}
+# Scenarios run in two lanes at once. Both lanes take the next scenario from
+# one queue whenever they are free, longest first (by their times in the lanes
+# on 2026-11-29: cluster 1998 s before its third site.yml run went, lab 1065 s,
+# swarm 799 s, base 744 s, docker 310 s, proxy 274 s, base_oldest 94 s), so
+# the lanes even out by themselves whatever the machine's load makes of each.
+# The machine is CPU-bound either way (2 cores; load 6 to 18 with lanes, 3 to
+# 8 without): lanes mostly fill one scenario's waits (drills, TTLs) with the
+# other's work. Each scenario's step times are printed after it
+# (scripts/step_times.py). MOLECULE_LANES=1 runs them in turn, in that order.
+MOLECULE_ORDER=${MOLECULE_ORDER:-cluster lab swarm base docker proxy base_oldest}
 
 run_scenarios() {
   local s rc=0 t0
@@ -115,30 +112,49 @@ run_scenarios() {
   return $rc
 }
 
+# next_scenario QUEUE: print the queue's first scenario and take it off (none
+# left: print nothing). Both lanes ask; the lock gives each scenario to one.
+next_scenario() {
+  # shellcheck disable=SC2016  # the inner shell expands them, from its own arguments
+  flock "$1.lock" sh -c 'head -n 1 "$1"; sed -i 1d "$1"' next_scenario "$1"
+}
+
+# run_lane QUEUE: scenarios from the queue until it is empty.
+run_lane() {
+  local s rc=0
+  while s=$(next_scenario "$1") && [ -n "$s" ]; do
+    run_scenarios "$s" || rc=1
+  done
+  return $rc
+}
+
 stage_molecule() {
-  local rc=0 scenarios lanes missing a b lane_a lane_b
+  local rc=0 scenarios order missing a b queue s
   scenarios=$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -rn1 basename | sort)
   [ -n "$scenarios" ] || { echo "no molecule scenarios found" >&2; return 1; }
-  lanes=" $MOLECULE_LANE_A $MOLECULE_LANE_B "
-  missing=$(for s in $scenarios; do [[ $lanes == *" $s "* ]] || echo "$s"; done)
-  # A scenario in no lane would never run: it goes to lane B, said out loud.
-  [ -z "$missing" ] || { say "molecule: not in a lane, added to lane B: ${missing//$'\n'/ }"; MOLECULE_LANE_B="$MOLECULE_LANE_B $missing"; }
-  read -ra lane_a <<<"$MOLECULE_LANE_A"
-  read -ra lane_b <<<"${MOLECULE_LANE_B//$'\n'/ }"
+  read -ra order <<<"$MOLECULE_ORDER"
+  missing=$(for s in $scenarios; do [[ " ${order[*]} " == *" $s "* ]] || echo "$s"; done)
+  # A scenario the order leaves out would never run: it goes last, said out loud.
+  [ -z "$missing" ] || { say "molecule: not in MOLECULE_ORDER, run last: ${missing//$'\n'/ }"; read -ra missing <<<"${missing//$'\n'/ }"; order+=("${missing[@]}"); }
+  for s in "${order[@]}"; do
+    [[ $'\n'"$scenarios"$'\n' == *$'\n'"$s"$'\n'* ]] || { echo "MOLECULE_ORDER names '$s', which is no scenario under molecule/ (there: ${scenarios//$'\n'/ })" >&2; return 1; }
+  done
   if [ "${MOLECULE_LANES:-2}" = 1 ]; then
-    run_scenarios "${lane_a[@]}" "${lane_b[@]}"
+    run_scenarios "${order[@]}"
     return
   fi
-  say "molecule: lane A (${lane_a[*]}) and lane B (${lane_b[*]}) at once; each lane's log is printed when it ends"
-  run_scenarios "${lane_a[@]}" >"$REPORTS/molecule-lane-a.log" 2>&1 &
+  queue="$REPORTS/molecule-queue"
+  printf '%s\n' "${order[@]}" >"$queue"
+  say "molecule: two lanes take the scenarios in turn from one queue (${order[*]}); each lane's log is printed when it ends"
+  run_lane "$queue" >"$REPORTS/molecule-lane-a.log" 2>&1 &
   a=$!
-  run_scenarios "${lane_b[@]}" >"$REPORTS/molecule-lane-b.log" 2>&1 &
+  run_lane "$queue" >"$REPORTS/molecule-lane-b.log" 2>&1 &
   b=$!
   wait "$b" || rc=1
-  say "molecule: lane B (${lane_b[*]})"
+  say "molecule: lane B"
   cat "$REPORTS/molecule-lane-b.log"
   wait "$a" || rc=1
-  say "molecule: lane A ($MOLECULE_LANE_A)"
+  say "molecule: lane A"
   cat "$REPORTS/molecule-lane-a.log"
   grep -h '^==> molecule scenario .* \(passed\|FAILED\)' "$REPORTS"/molecule-lane-[ab].log
   return $rc
