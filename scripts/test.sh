@@ -129,15 +129,15 @@ run_lane() {
 }
 
 stage_molecule() {
-  local rc=0 scenarios order missing a b queue s
-  scenarios=$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -rn1 basename | sort)
-  [ -n "$scenarios" ] || { echo "no molecule scenarios found" >&2; return 1; }
+  local rc=0 found=() order missing=() a b queue s
+  mapfile -t found < <(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -rn1 basename | sort)
+  [ ${#found[@]} -gt 0 ] || { echo "no molecule scenarios found" >&2; return 1; }
   read -ra order <<<"$MOLECULE_ORDER"
-  missing=$(for s in $scenarios; do [[ " ${order[*]} " == *" $s "* ]] || echo "$s"; done)
+  for s in "${found[@]}"; do [[ " ${order[*]} " == *" $s "* ]] || missing+=("$s"); done
   # A scenario the order leaves out would never run: it goes last, said out loud.
-  [ -z "$missing" ] || { say "molecule: not in MOLECULE_ORDER, run last: ${missing//$'\n'/ }"; read -ra missing <<<"${missing//$'\n'/ }"; order+=("${missing[@]}"); }
+  [ ${#missing[@]} -eq 0 ] || { say "molecule: not in MOLECULE_ORDER, run last: ${missing[*]}"; order+=("${missing[@]}"); }
   for s in "${order[@]}"; do
-    [[ $'\n'"$scenarios"$'\n' == *$'\n'"$s"$'\n'* ]] || { echo "MOLECULE_ORDER names '$s', which is no scenario under molecule/ (there: ${scenarios//$'\n'/ })" >&2; return 1; }
+    [[ " ${found[*]} " == *" $s "* ]] || { echo "MOLECULE_ORDER names '$s', which is no scenario under molecule/ (there: ${found[*]})" >&2; return 1; }
   done
   if [ "${MOLECULE_LANES:-2}" = 1 ]; then
     run_scenarios "${order[@]}"
