@@ -341,9 +341,11 @@ def mitogen_overlay(hosts: list[Host]) -> str:
 
 
 def instance_config(hosts: list[Host]) -> str:
-    """Molecule's delegated driver reads how to reach each instance from this."""
+    """Molecule's delegated driver reads how to reach each instance from this.
+    The connection's short name, so that the role scenarios' converge can run
+    under Mitogen (molecule/shared/strategy); otherwise it is the same plugin."""
     config = [
-        {"instance": h.name, "address": h.container, "user": "root", "connection": "community.docker.docker"}
+        {"instance": h.name, "address": h.container, "user": "root", "connection": MITOGEN_CONNECTION}
         for h in hosts
     ]
     return json.dumps(config, indent=2) + "\n"

@@ -122,3 +122,12 @@ def test_the_arm_scenario_gives_its_emulated_nodes_what_the_lab_inventory_does()
 def test_an_architecture_for_a_host_the_lab_lacks_is_refused():
     with pytest.raises(LabError, match="node7"):
         inventory.plan("t", masters=1, nodes=2, subnet="10.213.61.0/24", arches={"node7": "arm64"})
+
+
+def test_molecule_reaches_instances_by_the_short_docker_name():
+    # Mitogen takes over `docker`, not `community.docker.docker` (the role
+    # scenarios' converge runs under it: molecule/shared/strategy).
+    hosts = inventory.plan("t", masters=1, nodes=1, subnet="10.213.60.0/24")
+    config = json.loads(inventory.instance_config(hosts))
+    assert {c["connection"] for c in config} == {"docker"}
+    assert [c["instance"] for c in config] == [h.name for h in hosts]
