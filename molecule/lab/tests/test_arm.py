@@ -137,35 +137,52 @@ def test_no_emulation_trace_in_the_roles():
     assert not hits, hits
 
 
-@pytest.mark.parametrize("host", ["node1", "node2"])
-def test_containers_on_arm_nodes_talk_over_the_overlay(host):
-    """A swarm task of the node's own architecture on my-net answers a container on the master across the
-    overlay (VXLAN).
+OVERLAY_PROBED = ("node1", "node2")
+
+
+@pytest.fixture(scope="module")
+def overlay_probes():
+    """One swarm task of its own architecture per ARM node on my-net, both created at once.
 
     A service pinned to the node, not `docker run --network my-net` there: a worker's own attachment to an
     overlay must come back within docker's deadline, which an emulated engine missed three times in a row
     at load 12 to 14 ("attaching to network failed ... context deadline exceeded"). A task has no such
-    deadline. The image is named by its ID, so the node runs it from its own store without trying a
-    registry (none is reachable)."""
-    service = f"arm-overlay-probe-{host}"
-    sleeper = LAB.program_image(host, "sleep")
-    assert LAB.sh(host, ["docker", "image", "inspect", "-f", "{{.Architecture}}", sleeper]).strip() == {
-        "node1": "arm", "node2": "arm64"}[host]
-    image_id = LAB.sh(host, ["docker", "image", "inspect", "-f", "{{.Id}}", sleeper]).strip()
+    deadline. Each task takes a minute or more to start under emulation; created together, they start
+    side by side (one after the other, the two probes took 103 s and 50 s in the suite's lanes). The image
+    is named by its ID, so the node runs it from its own store without trying a registry (none is reachable).
+    """
     master = LAB.first_master
-    LAB.sh(master, ["docker", "service", "create", "--detach", "--no-resolve-image", "--name", service,
-                    "--network", "my-net", "--constraint", f"node.hostname=={host}",
-                    "--restart-condition", "none", image_id, "/usr/bin/sleep", "600"])
+    services = {}
     try:
-        def task_container() -> str:
-            return LAB.sh(host, ["docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={service}"],
-                          check=False).strip()
-
-        LAB.wait_until(f"{service}'s task running on {host}", task_container, limit=300, interval=3)
-        ip = LAB.container_address(host, task_container(), "my-net")
-        pinger = LAB.program_image(master, "ping")
-        out = LAB.run(master, ["docker", "run", "--rm", "--network", "my-net", pinger, "/usr/bin/ping",
-                               "-c", "2", "-W", "5", ip], timeout=120)
-        assert out.returncode == 0 and " 0% packet loss" in out.stdout, out.stdout + out.stderr
+        for host in OVERLAY_PROBED:
+            service = f"arm-overlay-probe-{host}"
+            image_id = LAB.sh(host, ["docker", "image", "inspect", "-f", "{{.Id}}", LAB.program_image(host, "sleep")])
+            LAB.sh(master, ["docker", "service", "create", "--detach", "--no-resolve-image", "--name", service,
+                            "--network", "my-net", "--constraint", f"node.hostname=={host}",
+                            "--restart-condition", "none", image_id.strip(), "/usr/bin/sleep", "600"])
+            services[host] = service
+        yield services
     finally:
-        LAB.run(master, ["docker", "service", "rm", service], timeout=120)
+        for service in services.values():
+            LAB.run(master, ["docker", "service", "rm", service], timeout=120)
+
+
+@pytest.mark.parametrize("host", OVERLAY_PROBED)
+def test_containers_on_arm_nodes_talk_over_the_overlay(overlay_probes, host):
+    """A swarm task of the node's own architecture on my-net answers a container on the master across the
+    overlay (VXLAN)."""
+    service = overlay_probes[host]
+    assert LAB.sh(host, ["docker", "image", "inspect", "-f", "{{.Architecture}}", LAB.program_image(host, "sleep")]
+                  ).strip() == {"node1": "arm", "node2": "arm64"}[host]
+
+    def task_container() -> str:
+        return LAB.sh(host, ["docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={service}"],
+                      check=False).strip()
+
+    LAB.wait_until(f"{service}'s task running on {host}", task_container, limit=300, interval=3)
+    ip = LAB.container_address(host, task_container(), "my-net")
+    master = LAB.first_master
+    pinger = LAB.program_image(master, "ping")
+    out = LAB.run(master, ["docker", "run", "--rm", "--network", "my-net", pinger, "/usr/bin/ping",
+                           "-c", "2", "-W", "5", ip], timeout=120)
+    assert out.returncode == 0 and " 0% packet loss" in out.stdout, out.stdout + out.stderr
