@@ -88,8 +88,8 @@ stage_integration() {
 
 # Scenarios run in two lanes at once. Both lanes take the next scenario from
 # one queue whenever they are free, longest first (by their times in the lanes
-# on 2026-11-29: cluster 1998 s before its third site.yml run went, lab 1065 s,
-# swarm 799 s, base 744 s, docker 310 s, proxy 274 s, base_oldest 94 s), so
+# on 2026-11-30 at 119c553: cluster 1469 s, lab 1042 s, swarm 617 s, base
+# 440 s, docker 241 s, proxy 193 s, base_oldest 146 s), so
 # the lanes even out by themselves whatever the machine's load makes of each.
 # The machine is CPU-bound either way (2 cores; load 6 to 18 with lanes, 3 to
 # 8 without): lanes mostly fill one scenario's waits (drills, TTLs) with the
