@@ -152,18 +152,19 @@ def overlay_probes():
     is named by its ID, so the node runs it from its own store without trying a registry (none is reachable).
     """
     master = LAB.first_master
-    services = {}
+    probes = {}  # host: (service, the image ID its task runs)
     try:
         for host in OVERLAY_PROBED:
             service = f"arm-overlay-probe-{host}"
-            image_id = LAB.sh(host, ["docker", "image", "inspect", "-f", "{{.Id}}", LAB.program_image(host, "sleep")])
+            image_id = LAB.sh(host, ["docker", "image", "inspect", "-f", "{{.Id}}",
+                                     LAB.program_image(host, "sleep")]).strip()
             LAB.sh(master, ["docker", "service", "create", "--detach", "--no-resolve-image", "--name", service,
                             "--network", "my-net", "--constraint", f"node.hostname=={host}",
-                            "--restart-condition", "none", image_id.strip(), "/usr/bin/sleep", "600"])
-            services[host] = service
-        yield services
+                            "--restart-condition", "none", image_id, "/usr/bin/sleep", "600"])
+            probes[host] = (service, image_id)
+        yield probes
     finally:
-        for service in services.values():
+        for service, _image in probes.values():
             LAB.run(master, ["docker", "service", "rm", service], timeout=120)
 
 
@@ -171,9 +172,9 @@ def overlay_probes():
 def test_containers_on_arm_nodes_talk_over_the_overlay(overlay_probes, host):
     """A swarm task of the node's own architecture on my-net answers a container on the master across the
     overlay (VXLAN)."""
-    service = overlay_probes[host]
-    assert LAB.sh(host, ["docker", "image", "inspect", "-f", "{{.Architecture}}", LAB.program_image(host, "sleep")]
-                  ).strip() == {"node1": "arm", "node2": "arm64"}[host]
+    service, image_id = overlay_probes[host]
+    assert LAB.sh(host, ["docker", "image", "inspect", "-f", "{{.Architecture}}", image_id]).strip() == {
+        "node1": "arm", "node2": "arm64"}[host]
 
     def task_container() -> str:
         return LAB.sh(host, ["docker", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={service}"],
