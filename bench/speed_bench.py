@@ -20,7 +20,9 @@ equally. Runs never overlap; they alternate:
   - cold: both labs fresh (nodes booted, engines running, app images loaded,
     no controller-side PKI), one cold site.yml each; with --cold-rounds 2 the
     labs are made fresh again and the order swaps;
-  - idempotent: baseline, current, baseline, current... (--rounds pairs) with
+  - idempotent: baseline, current, current-full, baseline, ... (--rounds rounds;
+    current-full is the current checkout with its fast path off,
+    -e site_state_fast_path=false, left out with --no-full-runs) with
     Ansible's default strategy, then the same with Mitogen's mitogen_linear
     (the lab's hosts on Mitogen's `docker` transport: Lab.mitogen_inventory).
     --variant NAME=VAR=VALUE[,VAR=VALUE] adds a run of the current checkout
@@ -85,6 +87,7 @@ class Side:
     rev: str
     extra_env: Dict[str, str] = field(default_factory=dict)
     lab: Optional[Lab] = None
+    extra_args: tuple = ()  # more ansible-playbook arguments (the full-run side: -e site_state_fast_path=false)
 
     @property
     def site(self) -> str:
@@ -164,8 +167,8 @@ def converge(side: Side, kind: str, strategy: str, number: int, *, base_env: Dic
     overlays = [side.lab.mitogen_inventory(logs)] if strategy == "mitogen" else []
     t0 = time.monotonic()
     try:
-        _wall, recap = cb.playbook(side.lab, logs, label, side.site, env=environment(base_env, side, strategy),
-                                   cwd=side.checkout, overlays=overlays)
+        _wall, recap = cb.playbook(side.lab, logs, label, side.site, *side.extra_args,
+                                   env=environment(base_env, side, strategy), cwd=side.checkout, overlays=overlays)
     except cb.BenchError as err:
         figures["error"] = str(err)[-1500:]
         recap = {}
@@ -273,8 +276,9 @@ def section(results: Dict[str, Any]) -> str:
         "| run | strategy | side | median | runs | ratio | changed | load 1m (min to max) |\n"
         "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + failure_lines +
         f"\n\nTasks per host in an idempotent run (ok + skipped + failed):\n\n{task_lines}\n\n"
-        "The current side's slowest tasks in its idempotent runs with the default strategy (median over the "
-        "runs; each is the time from the task's start to the next task's, across all hosts):\n\n"
+        "The slowest tasks of the roles in the idempotent runs with the default strategy (current-full when it ran, "
+        "else current; median over the runs; each is the time from the task's start to the next task's, across "
+        "all hosts):\n\n"
         "| task | median |\n|---|---|\n" + costs
     )
 
@@ -307,6 +311,11 @@ def bench(args: argparse.Namespace, results: Dict[str, Any], out: Path) -> None:
                                                                                      cwd=worktree))
     current = Side("current", cb.ROOT, picluster_lab.prefixed("speed-now"), results["current"]["rev"])
     variants = [Side(name, cb.ROOT, current.lab_name, current.rev, env) for name, env in args.variant]
+    if args.full_runs:
+        # The roles' own cost: the current checkout with its fast path off (what a re-run costs when
+        # something did change, and what every run cost before the fast path).
+        variants.insert(0, Side("current-full", cb.ROOT, current.lab_name, current.rev,
+                                extra_args=("-e", "site_state_fast_path=false")))
     sides = [baseline, current]
     try:
         for number in range(1, args.cold_rounds + 1):
@@ -348,6 +357,8 @@ def main() -> int:
                         help="comma-separated: default, mitogen (default both)")
     parser.add_argument("--variant", action="append", type=parse_variant, default=[],
                         help="NAME=VAR=VALUE[,VAR=VALUE]: also run the current checkout with this environment")
+    parser.add_argument("--no-full-runs", dest="full_runs", action="store_false",
+                        help="leave out the current checkout's idempotent runs with its fast path off")
     parser.add_argument("--results", type=Path, default=RESULTS, help=f"where the figures go (default {RESULTS})")
     parser.add_argument("--keep-labs", action="store_true", help="leave both labs up afterwards")
     parser.add_argument("--report-only", action="store_true", help="only rewrite docs/benchmarks.md")
@@ -368,13 +379,16 @@ def main() -> int:
         "nodes": args.nodes,
         "baseline": {"rev": args.baseline, "subject": git("log", "-1", "--format=%s", args.baseline)},
         "current": {"rev": git("rev-parse", "--short", "HEAD") + ("+changes" if dirty else "")},
-        "variants": dict(args.variant),
+        "variants": dict(args.variant, **({"current-full": {"-e": "site_state_fast_path=false"}}
+                                          if args.full_runs else {})),
         "started_uptime_s": float(Path("/proc/uptime").read_text().split()[0]),
         "runs": [],
     }
     t0 = time.monotonic()
     bench(args, results, args.results)
-    results.update(summary=summarise(results["runs"]), task_costs=task_costs(results["runs"]),
+    full = any(r["side"] == "current-full" for r in results["runs"])
+    results.update(summary=summarise(results["runs"]),
+                   task_costs=task_costs(results["runs"], side="current-full" if full else "current"),
                    total_s=round(time.monotonic() - t0, 1),
                    updated=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"))
     write(results, args.results, doc=args.results == RESULTS)
