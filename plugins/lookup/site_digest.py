@@ -20,6 +20,9 @@ description:
     - the ansible-core version.
   - Results of C(register) are left out (they hold times). A variable whose value cannot be templated is hashed by
     its error, so the digest still changes with it.
+  - O(part) splits it in two. V(inputs) is what the run is asked to do (the collection, the variables, the groups,
+    ansible-core), read at the start of a run. V(state) is what a run may itself change (the files under the terms,
+    which a first run creates, and the facts), read when a run records the hosts, and at the start of the next.
   - M(picluster.swarm.site_state) compares it with the digest recorded after the last full run.
 author:
   - picluster.swarm developers (@picluster)
@@ -37,19 +40,31 @@ options:
     default: [base_, docker_, consul_, swarm_, overlay_network_, reverse_proxy_, vip_, dashboard_, app_image_,
               picluster_, ansible_host, ansible_port, ansible_user, ansible_python_interpreter]
   facts:
-    description: Facts (keys of C(ansible_facts), dotted for nested ones) hashed for every host that has them.
+    description:
+      - Facts (keys of C(ansible_facts), dotted for nested ones) hashed for every host that has them.
+      - The host's name is not among them by default, it is in C(/etc/hostname) and C(/etc/hosts), which
+        M(picluster.swarm.site_state) records.
     type: list
     elements: str
-    default: [hostname, fqdn, nodename, architecture, machine, distribution, distribution_release,
-              distribution_version, os_family, kernel, service_mgr, virtualization_type, virtualization_role,
-              default_ipv4.address, default_ipv4.interface, default_ipv6.address, python.version]
+    default: [architecture, machine, distribution, distribution_release, distribution_version, os_family, kernel,
+              service_mgr, virtualization_type, virtualization_role, default_ipv4.address, default_ipv4.interface,
+              default_ipv6.address, python.version]
+  part:
+    description: V(all), or one of the two halves (see above).
+    type: str
+    choices: [all, inputs, state]
+    default: all
 """
 
 EXAMPLES = r"""
-- name: The digest of this run's inputs
+- name: The digest of this run's inputs and of the controller's pki directory
   ansible.builtin.set_fact:
     run_digest: "{{ lookup('picluster.swarm.site_digest', inventory_dir ~ '/pki') }}"
   run_once: true
+
+- name: Only what the run may change itself
+  ansible.builtin.debug:
+    msg: "{{ lookup('picluster.swarm.site_digest', inventory_dir ~ '/pki', part='state') }}"
 """
 
 RETURN = r"""
@@ -111,7 +126,7 @@ def _dig(facts, dotted):
 
 def host_inputs(host_vars, prefixes, facts):
     out = {}
-    for key in sorted(k for k in host_vars.keys() if k.startswith(tuple(prefixes))):
+    for key in sorted(k for k in host_vars.keys() if prefixes and k.startswith(tuple(prefixes))):
         try:
             value = host_vars[key]
         except Exception as err:  # an undefined or failing template: its error is its value
@@ -122,7 +137,8 @@ def host_inputs(host_vars, prefixes, facts):
         gathered = host_vars["ansible_facts"] if "ansible_facts" in host_vars else {}
     except Exception:
         gathered = {}
-    out["<facts>"] = {name: _dig(gathered, name) for name in facts}
+    if facts:
+        out["<facts>"] = {name: _dig(gathered, name) for name in facts}
     return out
 
 

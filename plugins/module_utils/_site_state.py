@@ -197,9 +197,12 @@ def verdict(record, digest, current, now, max_age):
     if record.get("version") != RECORD_VERSION:
         return False, ["the record was written by another version of picluster.swarm"]
     reasons = []
-    if record.get("digest") != digest:
-        reasons.append("the inputs changed since the last full run (variables, inventory, the collection, "
-                       "the controller's certificates or the hosts' facts)")
+    recorded, wanted = (str(record.get("digest", "")) + "/").split("/")[:2], (str(digest) + "/").split("/")[:2]
+    if recorded[0] != wanted[0]:
+        reasons.append("the inputs changed since the last full run (variables, inventory, the collection)")
+    if recorded[1] != wanted[1]:
+        reasons.append("the controller's certificates and keys, or a host's address, system or kernel, changed "
+                       "since the last full run")
     age = now - float(record.get("time", 0))
     if max_age and age > max_age:
         reasons.append(f"the last full run is {age:.0f} s old, more than the {max_age} s allowed (site_state_max_age)")

@@ -97,6 +97,8 @@ def record(digest="d1", age=10.0, snapshot=None):
         (record(), "d1", 86400, True, ""),
         (None, "d1", 86400, False, "no record"),
         (record(digest="d0"), "d1", 86400, False, "inputs changed"),
+        (record(digest="in/pki1"), "in/pki2", 86400, False, "the controller's certificates and keys"),
+        (record(digest="in/pki1"), "in/pki1", 86400, True, ""),
         (record(age=90000), "d1", 86400, False, "90000 s old"),
         (record(age=90000), "d1", 0, True, ""),
         (record(age=-4000), "d1", 86400, False, "from the future"),
