@@ -146,16 +146,19 @@ class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
         variables = variables or {}
-        prefixes = self.get_option("prefixes")
-        facts = self.get_option("facts")
+        part = self.get_option("part")
+        prefixes = self.get_option("prefixes") if part in ("all", "inputs") else []
+        facts = self.get_option("facts") if part in ("all", "state") else []
         digest = hashlib.sha256()
-        digest.update((f"ansible-core {ansible_version}\n").encode())
-        for part in COLLECTION_PARTS:
-            hash_tree(digest, COLLECTION / part, part)
-        for term in terms or []:
-            hash_tree(digest, os.path.expanduser(str(term)), str(term))
         groups = variables.get("groups", {})
-        digest.update(json.dumps({g: sorted(h) for g, h in groups.items()}, sort_keys=True, default=str).encode())
+        if part in ("all", "inputs"):
+            digest.update((f"ansible-core {ansible_version}\n").encode())
+            for name in COLLECTION_PARTS:
+                hash_tree(digest, COLLECTION / name, name)
+            digest.update(json.dumps({g: sorted(h) for g, h in groups.items()}, sort_keys=True, default=str).encode())
+        if part in ("all", "state"):
+            for term in terms or []:
+                hash_tree(digest, os.path.expanduser(str(term)), str(term))
         hostvars = variables.get("hostvars", {})
         for host in sorted(groups.get("all", [])):
             inputs = host_inputs(hostvars[host], prefixes, facts) if host in hostvars else {}
