@@ -161,3 +161,29 @@ def test_the_controller_files_change_the_digest(tmp_path):
 def test_units_that_cannot_be_read_are_a_difference_even_if_they_could_not_be_read_before():
     broken = {"units": {"(systemctl)": "error: Failed to connect to bus"}}
     assert s.differences(broken, broken) == ["units: cannot read their state (error: Failed to connect to bus)"]
+
+
+def test_the_two_halves_of_the_digest_read_what_they_say(tmp_path):
+    """inputs: the roles' variables, not the facts or the controller's files; state: the reverse. A variable a
+    role sets during a run (set_fact) moves only the inputs half, which the record takes from the run's start."""
+    import yaml
+
+    # The plugin's options as ansible-core would give them: its documented defaults, then the call's keywords.
+    defaults = {k: v.get("default") for k, v in yaml.safe_load(d.DOCUMENTATION)["options"].items()}
+    lookup = d.LookupModule()
+    lookup.set_options = lambda var_options=None, direct=None: setattr(lookup, "given", direct or {})
+    lookup.get_option = lambda name: {**defaults, **lookup.given}[name]
+    (tmp_path / "ca.pem").write_text("one")
+
+    def digests(host_vars):
+        variables = {"groups": {"all": ["n1"], "nodes": ["n1"]}, "hostvars": {"n1": host_vars}}
+        return {part: lookup.run([str(tmp_path)], variables, part=part)[0] for part in ("inputs", "state", "all")}
+
+    base = digests({"consul_datacenter": "dc1", "ansible_facts": {"kernel": "6.1"}})
+    set_fact = digests({"consul_datacenter": "dc1", "consul_made_here": 1, "ansible_facts": {"kernel": "6.1"}})
+    new_kernel = digests({"consul_datacenter": "dc1", "ansible_facts": {"kernel": "6.6"}})
+    assert set_fact["inputs"] != base["inputs"] and set_fact["state"] == base["state"]
+    assert new_kernel["inputs"] == base["inputs"] and new_kernel["state"] != base["state"]
+    (tmp_path / "ca.pem").write_text("two")
+    new_ca = digests({"consul_datacenter": "dc1", "ansible_facts": {"kernel": "6.1"}})
+    assert new_ca["inputs"] == base["inputs"] and new_ca["state"] != base["state"] and new_ca["all"] != base["all"]
