@@ -89,8 +89,6 @@ notes:
     policies and tokens, the swarm's join tokens) is not in it. A full run (C(-e site_state_fast_path=false))
     checks those too.
 seealso:
-  - plugin: picluster.swarm.site_state
-    plugin_type: role
   - plugin: picluster.swarm.site_digest
     plugin_type: lookup
 """

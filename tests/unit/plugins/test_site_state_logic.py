@@ -125,11 +125,11 @@ def test_registered_results_are_left_out_of_the_inputs_and_facts_are_picked_by_n
         "consul_datacenter": "dc1",
         "consul_preflight_ca": {"changed": False, "stat": {"atime": 1.0}},
         "unrelated": "x",
-        "ansible_facts": {"hostname": "node1", "default_ipv4": {"address": "10.0.0.2"}, "date_time": {"epoch": "1"}},
+        "ansible_facts": {"kernel": "6.1", "python": {"version": {"major": 3}}, "date_time": {"epoch": "1"}},
     }
-    inputs = d.host_inputs(host_vars, ["consul_"], ["hostname", "default_ipv4.address", "missing.fact"])
+    inputs = d.host_inputs(host_vars, ["consul_"], ["kernel", "python.version", "missing.fact"])
     assert inputs == {"consul_datacenter": "dc1",
-                      "<facts>": {"hostname": "node1", "default_ipv4.address": "10.0.0.2", "missing.fact": None}}
+                      "<facts>": {"kernel": "6.1", "python.version": {"major": 3}, "missing.fact": None}}
 
 
 def test_a_variable_that_cannot_be_templated_is_hashed_by_its_error():
