@@ -84,7 +84,8 @@ from ansible.plugins.lookup import LookupBase
 
 # The collection: three levels up from plugins/lookup/site_digest.py.
 COLLECTION = Path(__file__).resolve().parents[2]
-COLLECTION_PARTS = ("roles", "plugins", "playbooks", "meta", "galaxy.yml", "MANIFEST.json")
+# Its code only: MANIFEST.json (and FILES.json) change with every file of a build, whatever ships beside the code.
+COLLECTION_PARTS = ("roles", "plugins", "playbooks", "meta")
 
 
 def _files(root):
