@@ -143,6 +143,17 @@ def host_inputs(host_vars, prefixes, facts):
     return out
 
 
+def outermost(terms):
+    """The terms as absolute paths, without those inside an earlier one (the pki directory and each role's
+    directory under it are hashed once)."""
+    roots = []
+    for term in terms:
+        path = os.path.abspath(os.path.expanduser(str(term)))
+        if not any(path == root or path.startswith(root + os.sep) for root in roots):
+            roots.append(path)
+    return roots
+
+
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
@@ -158,8 +169,8 @@ class LookupModule(LookupBase):
                 hash_tree(digest, COLLECTION / name, name)
             digest.update(json.dumps({g: sorted(h) for g, h in groups.items()}, sort_keys=True, default=str).encode())
         if part in ("all", "state"):
-            for term in terms or []:
-                hash_tree(digest, os.path.expanduser(str(term)), str(term))
+            for root in outermost(terms or []):
+                hash_tree(digest, root, root)
         hostvars = variables.get("hostvars", {})
         for host in sorted(groups.get("all", [])):
             inputs = host_inputs(hostvars[host], prefixes, facts) if host in hostvars else {}

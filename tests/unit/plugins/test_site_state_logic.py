@@ -187,3 +187,8 @@ def test_the_two_halves_of_the_digest_read_what_they_say(tmp_path):
     (tmp_path / "ca.pem").write_text("two")
     new_ca = digests({"consul_datacenter": "dc1", "ansible_facts": {"kernel": "6.1"}})
     assert new_ca["inputs"] == base["inputs"] and new_ca["state"] != base["state"] and new_ca["all"] != base["all"]
+
+
+def test_a_directory_inside_another_term_is_hashed_once():
+    assert d.outermost(["/inv/pki", "/inv/pki/consul", "/elsewhere/docker", "/inv/pki-old"]) == [
+        "/inv/pki", "/elsewhere/docker", "/inv/pki-old"]
