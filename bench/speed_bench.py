@@ -309,8 +309,7 @@ def bench(args: argparse.Namespace, results: Dict[str, Any], out: Path) -> None:
     worktree = add_worktree(args.baseline)
     baseline = Side("baseline", worktree, picluster_lab.prefixed("speed-base"), git("rev-parse", "--short", "HEAD",
                                                                                      cwd=worktree))
-    current = Side("current", cb.ROOT, picluster_lab.prefixed("speed-now"), results["current"]["rev"],
-                   extra_args=("-e", "site_state_fast_path=true"))  # the fast path is opt-in
+    current = Side("current", cb.ROOT, picluster_lab.prefixed("speed-now"), results["current"]["rev"])
     variants = [Side(name, cb.ROOT, current.lab_name, current.rev, env) for name, env in args.variant]
     if args.full_runs:
         # The roles' own cost: the current checkout with its fast path off (what a re-run costs when

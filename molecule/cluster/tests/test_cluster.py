@@ -13,6 +13,7 @@ import json
 import re
 
 from picluster_lab import REPORTS, DrillFailed, DrillLimits, DrillRun, Lab, secret_scan
+from picluster_lab.controller import recap
 from scenario_settings import DRAIN_BOUND_S, REACTIVATE_BOUND_S, RECONCILE, TTL
 
 LAB = Lab.from_env()
@@ -187,6 +188,36 @@ def test_every_master_runs_the_proxy():
     for master in MASTERS:
         answer = LAB.http(DEMO_HOST, via=master)
         assert answer.ok, f"the proxy on {master}: {answer}"
+
+
+def test_an_unchanged_cluster_re_runs_without_the_roles_and_a_changed_file_is_named():
+    """The fast path (role site_state): site.yml again as the user runs it, nothing changed since the converge.
+    Every host is as that run left it with the same inputs, so the roles' plays match no host and nothing
+    changes. Then one file the consul role wrote is written again on node2, with the same bytes (its change time
+    moves, as any write's does): a run that only compares (site_state_check_only) names node2 and that file, and
+    no other host. (The failover drill's whole run, later, is a full one: a master is off.)"""
+    run = LAB.user_run(playbooks=["picluster.swarm.site"], timeout=900)
+    assert run.returncode == 0, run.stdout[-4000:]
+    counts, flat = recap(run.stdout), " ".join(run.stdout.split())
+    for host in HOSTS:
+        assert f"{host}: as the last full run left it, with the same inputs" in flat, run.stdout[-4000:]
+        # The preflights, the login check, the facts and the comparison still run (the first master runs the
+        # cluster-wide preflights: 58 tasks at c25346c); a full run is over 400 tasks on a master, 150 on a node.
+        assert counts[host]["changed"] == 0 and counts[host]["ok"] + counts[host]["skipped"] < 80, (host, counts)
+    assert "Nothing to do: every role is skipped on every host" in flat
+    assert run.stdout.count("skipping: no hosts matched") >= 9, run.stdout[-4000:]
+
+    LAB.sh("node2", "cp -p /etc/consul.d/consul.hcl /tmp/consul.hcl && cat /tmp/consul.hcl > /etc/consul.d/consul.hcl")
+    run = LAB.user_run(playbooks=["picluster.swarm.site"], args=["-e", "site_state_check_only=true"], timeout=900)
+    assert run.returncode == 0, run.stdout[-4000:]
+    flat = " ".join(run.stdout.split())  # whatever the output callback wraps
+    assert re.search(r"node2: file /etc/consul\.d/consul\.hcl: file 640 \d+ \d+ \d+ \d+ \d+, was ", flat), (
+        run.stdout[-4000:])
+    for host in HOSTS:
+        if host != "node2":
+            assert f"{host}: as the last full run left it, with the same inputs" in flat, run.stdout[-4000:]
+        assert recap(run.stdout)[host]["changed"] == 0
+    assert "site_state_check_only is true: nothing is changed." in flat
 
 
 def test_failure_drill():
