@@ -62,8 +62,10 @@ def test_https_port_same_as_http_port(tmp_path):
     assert_refused(rc, out, "consul_https_port (8500)", "must differ")
 
 
-def test_expired_consul_ca(tmp_path):
-    """A CA past its end is refused before any host changes, with the way to a new one; the files stay."""
+@pytest.mark.parametrize(("starts", "ends"), [(-30, -1), (2, 30)], ids=["expired", "not-valid-yet"])
+def test_expired_consul_ca(tmp_path, starts, ends):
+    """A CA past its end (or before its start: a controller clock set wrong) is refused before any host changes,
+    with the way to a new one; the files stay."""
     import datetime
 
     from cryptography import x509
@@ -77,8 +79,8 @@ def test_expired_consul_ca(tmp_path):
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "old consul CA")])
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=30))
-            .not_valid_after(now - datetime.timedelta(days=1))
+            .serial_number(x509.random_serial_number()).not_valid_before(now + datetime.timedelta(days=starts))
+            .not_valid_after(now + datetime.timedelta(days=ends))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .sign(key, hashes.SHA256()))
     pem = cert.public_bytes(serialization.Encoding.PEM)

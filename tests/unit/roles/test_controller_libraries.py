@@ -67,3 +67,13 @@ def test_missing_controller_library_names_the_fix(tmp_path, bare_python, role, m
 def test_controller_with_the_libraries_passes(tmp_path, role):
     rc, out = run(tmp_path, sys.executable, role)
     assert rc == 0, out
+
+
+@pytest.mark.parametrize("role", CHECKS)
+def test_controller_python_that_does_not_run_is_named(tmp_path, role):
+    """An interpreter path that is wrong (a typo in the inventory's localhost) is named as such, not a traceback."""
+    rc, out = run(tmp_path, str(tmp_path / "no-such-python"), role)
+    assert rc != 0, out
+    assert f"the controller's Python ({tmp_path / 'no-such-python'}) lacks a working interpreter: " in out, out
+    assert "not found" in out or "No such file" in out, out
+    assert "Traceback" not in out
