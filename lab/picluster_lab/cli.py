@@ -94,6 +94,8 @@ def parser() -> argparse.ArgumentParser:
     watch.add_argument("--inventory", type=Path, help="the inventory the playbooks ran with (where the consul role "
                        "keeps pki/consul; default: the lab's own)")
     watch.add_argument("--max-seconds", type=float, default=1800, help="stop after this long anyway (default 1800)")
+    watch.add_argument("--ready-file", type=Path, help="made once a poll is answered (wait for it before the change "
+                       "to watch); removed when the watch ends")
     img = sub.add_parser("images", help="the node and app images").add_subparsers(dest="images", required=True)
     build = img.add_parser("build", help="build the images on this host (cached by recipe); for arm64 or armhf the "
                            "node images under emulation and Consul cross-compiled")
@@ -136,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
         getattr(show, args.command)(Lab(lab_name(args)))
     elif args.command == "watch":
         name = lab_name(args)
-        report = watch_until(Lab(name, playbook_inventory=args.inventory), *watch_files(name), args.max_seconds)
+        report = watch_until(Lab(name, playbook_inventory=args.inventory), *watch_files(name), args.max_seconds,
+                             ready_file=args.ready_file)
         print(report.summary())
     elif args.images == "build":
         images.build(args.arch)

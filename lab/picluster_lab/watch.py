@@ -200,12 +200,17 @@ def _longest_run(polls: list[Poll], bad: Any) -> float:
     return longest
 
 
-def watch_until(lab: Lab, out: Path, stop_file: Path, max_seconds: float, interval: float = 0.5) -> WatchReport:
+def watch_until(lab: Lab, out: Path, stop_file: Path, max_seconds: float, *, interval: float = 0.5,
+                ready_file: Path | None = None) -> WatchReport:
     """Watch every host's membership until `stop_file` appears (or `max_seconds` pass), then write the
-    report as JSON to `out` (the file appears whole: written aside, then renamed)."""
+    report as JSON to `out` (the file appears whole: written aside, then renamed). `ready_file`, when
+    given, appears once a poll has been answered: whoever started the watch in the background waits for
+    it, so what it does next (an upgrade) is watched from its first step."""
     out.parent.mkdir(parents=True, exist_ok=True)
     stop_file.unlink(missing_ok=True)
     out.unlink(missing_ok=True)
+    if ready_file is not None:
+        ready_file.unlink(missing_ok=True)
     ips = [lab.address(host) for host in lab.hosts()]
     started = time.monotonic()
     running = _running_marker(stop_file)
@@ -213,9 +218,13 @@ def watch_until(lab: Lab, out: Path, stop_file: Path, max_seconds: float, interv
     try:
         with MembershipWatch(lab, ips, interval=interval) as watch:
             while not stop_file.exists() and time.monotonic() - started < max_seconds:
+                if ready_file is not None and not ready_file.exists() and any(p.ok for p in list(watch.polls)):
+                    ready_file.touch()
                 time.sleep(0.5)
     finally:
         running.unlink(missing_ok=True)
+        if ready_file is not None:
+            ready_file.unlink(missing_ok=True)
     report = watch.report()
     partial = out.with_suffix(".partial")
     partial.write_text(json.dumps({**report.to_dict(), "stopped_by": "stop file" if stop_file.exists() else
