@@ -45,3 +45,58 @@ def test_stop_watch_reads_the_report_the_watch_wrote(name):
 def test_stop_watch_without_a_watch_says_how_to_start_one(name):
     with pytest.raises(LabError, match=f"python3 lab watch --name {name}"):
         stop_watch(name, timeout=0.3)
+
+
+def test_the_ready_file_appears_only_once_a_poll_is_answered_and_goes_with_the_watch(tmp_path, monkeypatch):
+    """A background watch says when it has read Consul once, so the change it watches starts after that."""
+    import threading
+    import time
+
+    from picluster_lab import watch as watch_module
+
+    class FakeLab:
+        @staticmethod
+        def hosts():
+            return ["master"]
+
+        @staticmethod
+        def address(_host):
+            return "10.0.0.2"
+
+    class FakeWatch:
+        def __init__(self, *_args, **_kwargs):
+            self.polls = [Poll(0.0, False, "http: connection refused")]
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *_exc):
+            return None
+
+        def report(self):
+            return watch_module.WatchReport(interval_s=0.5, duration_s=1.0, polls=len(self.polls),
+                                            polls_unanswered=1, longest_unanswered_s=0.5, members=[],
+                                            timeline=list(self.polls))
+
+    fake = FakeWatch()
+    monkeypatch.setattr(watch_module, "MembershipWatch", lambda *a, **k: fake)
+    ready, stop = tmp_path / "ready", tmp_path / "stop"
+    seen = {}
+
+    def drive():
+        time.sleep(1.2)
+        seen["before_an_answer"] = ready.exists()
+        fake.polls.append(Poll(1.0, True, "http", {"10.0.0.2": "alive"}))
+        deadline = time.monotonic() + 5
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        seen["after_an_answer"] = ready.exists()
+        stop.touch()
+
+    driver = threading.Thread(target=drive)
+    driver.start()
+    watch_module.watch_until(FakeLab(), tmp_path / "out.json", stop, max_seconds=30, ready_file=ready)
+    driver.join(timeout=10)
+    assert seen == {"before_an_answer": False, "after_an_answer": True}
+    assert not ready.exists()  # gone with the watch: a later run waits for its own
+    assert json.loads((tmp_path / "out.json").read_text())["stopped_by"] == "stop file"
